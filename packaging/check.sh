@@ -1,0 +1,14 @@
+#!/bin/sh
+# Everything CI checks, in order: dependencies, the CPU build with warnings as
+# errors and all its tests, then (where nvcc exists) the CUDA build, compile and
+# link only. Run from anywhere; exits non-zero on the first failure.
+set -eu
+cd "$(dirname "$0")/.."
+packaging/install-deps.sh
+cmake --workflow --preset ci-cpu
+if [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null 2>&1; then
+  cmake --workflow --preset ci-cuda
+else
+  echo "check: no nvcc found; skipping the CUDA build"
+fi
+echo "check: all passed"

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs every build and test dependency of llmctl from Debian 12 packages.
+# Nothing is vendored or downloaded from elsewhere. Safe to run repeatedly.
+#   packaging/install-deps.sh          build + test dependencies
+#   packaging/install-deps.sh --build  build dependencies only
+set -eu
+
+build_pkgs="build-essential cmake ninja-build pkg-config git ca-certificates file
+  libcli11-dev libasio-dev libtomlplusplus-dev libspdlog-dev libfmt-dev doctest-dev
+  libssh-dev nlohmann-json3-dev libopenblas-dev libgloo-dev libssl-dev zlib1g-dev
+  libhttp-parser-dev"
+test_pkgs="iproute2 nftables openssh-server openssh-client procps psmisc python3 dpkg-dev"
+
+pkgs="$build_pkgs"
+if [ "${1:-}" != "--build" ]; then pkgs="$pkgs $test_pkgs"; fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+echo "install-deps: all packages present"

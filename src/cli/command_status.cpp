@@ -1,0 +1,20 @@
+// llmctl status: nodes by state, resources used/total, pending demands (issue #8).
+#include "cli/cli_context.h"
+
+namespace llmctl::cli {
+
+void register_status(CLI::App& app, CliContext& ctx) {
+  struct Options {
+    std::string address, token, config;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("status", "Show the cluster: nodes by state, resources used/total, pending demands");
+  cmd->add_option("--address", o->address, "Head HOST:PORT (default: this node's cluster)")->envname("LLMCTL_ADDRESS");
+  cmd->add_option("--token", o->token, "Cluster token")->envname("LLMCTL_TOKEN");
+  cmd->add_option("--config", o->config, "cluster.toml brought up with `llmctl up`");
+  cmd->add_flag("--json", o->json, "Print JSON");
+  cmd->callback([&ctx, o] { ctx.action = [] { return not_implemented("status", 8); }; });
+}
+
+}  // namespace llmctl::cli
