@@ -1,0 +1,52 @@
+// Builds safetensors files byte by byte for tests, including broken ones.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace llmctl::model::testing {
+
+// 8-byte little-endian length + header text + data, exactly as given (no checks:
+// tests use it to write lying headers).
+inline std::string safetensors_bytes(const std::string& header_json, const std::string& data) {
+  std::string out(8, '\0');
+  uint64_t n = header_json.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + header_json + data;
+}
+
+// A well-formed file from (name, shape, fp32 values), written in order.
+struct F32Tensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+inline std::string f32_safetensors(const std::vector<F32Tensor>& tensors) {
+  std::string header = "{", data;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    std::string shape;
+    for (std::size_t d = 0; d < t.shape.size(); ++d) {
+      if (d) shape += ',';
+      shape += std::to_string(t.shape[d]);
+    }
+    const std::size_t begin = data.size();
+    data.append(reinterpret_cast<const char*>(t.values.data()), t.values.size() * sizeof(float));
+    if (i) header += ',';
+    header += "\"" + t.name + "\":{\"dtype\":\"F32\",\"shape\":[" + shape + "],\"data_offsets\":[";
+    header += std::to_string(begin) + "," + std::to_string(data.size()) + "]}";
+  }
+  header += "}";
+  return safetensors_bytes(header, data);
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace llmctl::model::testing
