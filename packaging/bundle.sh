@@ -15,6 +15,9 @@ host_provided() {
   case "$1" in
     linux-vdso.so.*|ld-linux*|libc.so.*|libm.so.*|libdl.so.*|libpthread.so.*|librt.so.*|libutil.so.*) return 0 ;;
     libcuda.so.*|libnvidia-*|libcublas.so.*|libcublasLt.so.*|libnccl.so.*) return 0 ;;
+    # Every Linux host has these; llmctl links its own copies statically, and
+    # host libraries (NCCL) must get the host's newer ones, not ours.
+    libstdc++.so.*|libgcc_s.so.*) return 0 ;;
     *) return 1 ;;
   esac
 }
