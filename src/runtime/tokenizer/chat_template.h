@@ -37,12 +37,12 @@ struct ChatRenderOptions {
   bool add_generation_prompt = false;
   // Tool definitions (OpenAI JSON schema list); null means "no tools" (the
   // template sees `tools` as none), exactly as transformers passes tools=None.
-  nlohmann::json tools = nullptr;
+  nlohmann::ordered_json tools = nullptr;
   // Documents for RAG templates; null means none.
-  nlohmann::json documents = nullptr;
+  nlohmann::ordered_json documents = nullptr;
   // Extra template variables (enable_thinking, date_string, ...); a JSON object.
   // They override bos_token / eos_token if both are given, as in transformers.
-  nlohmann::json kwargs = nlohmann::json::object();
+  nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
   // Named template to use when the model has several ("default", "tool_use",
   // ...). Empty: "tool_use" when tools are given and it exists, else "default".
   std::string template_name;
@@ -71,7 +71,10 @@ class ChatTemplate {
   // rendering. Errors: INVALID_ARGUMENT for bad input, a template's
   // raise_exception() message, or a runtime error naming the template line and
   // column.
-  Result<std::string> render(const nlohmann::json& messages, const ChatRenderOptions& opts) const;
+  // JSON is taken as nlohmann::ordered_json because key order is visible in
+  // the prompt (tojson of tool schemas, arguments): parse requests with
+  // nlohmann::ordered_json::parse, not nlohmann::json (which sorts keys).
+  Result<std::string> render(const nlohmann::ordered_json& messages, const ChatRenderOptions& opts) const;
 
   // Names of the templates this model has ("default" for a single one).
   std::vector<std::string> template_names() const;
@@ -80,6 +83,9 @@ class ChatTemplate {
   const std::string& origin() const { return origin_; }
 
  private:
+  static Result<ChatTemplate> from_parts(std::map<std::string, std::string> sources,
+                                         std::map<std::string, std::string> special_tokens, std::string origin);
+
   std::map<std::string, std::shared_ptr<const jinja::Template>> templates_;
   std::map<std::string, std::string> special_tokens_;
   std::string origin_;
