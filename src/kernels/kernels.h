@@ -1,0 +1,125 @@
+// The op interface every compute backend implements: the handful of ops a
+// Llama-family decoder needs, over raw device pointers. The CPU backend
+// (kernels/cpu) computes in fp32 with OpenBLAS and threads; the CUDA backend
+// implements the same class. Shapes are written row-major, outermost first;
+// T = tokens in the step, H = hidden size, V = vocabulary, F = MLP width.
+//
+// Thread safety: a Backend is used by one thread at a time (the engine thread
+// that owns the ModelRunner); ops may use internal worker threads.
+// Failure: ops trust their arguments (callers validate shapes at load time);
+// memory allocation failure is reported by allocate().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace llmctl::kernels {
+
+class Backend;
+
+// Memory owned by a backend; freed when destroyed. Not copyable.
+class DeviceBuffer {
+ public:
+  DeviceBuffer(Backend* backend, void* data, std::size_t size_bytes)
+      : backend_(backend), data_(data), size_bytes_(size_bytes) {}
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer();
+
+  void* data() const { return data_; }
+  float* f32() const { return static_cast<float*>(data_); }
+  int32_t* i32() const { return static_cast<int32_t*>(data_); }
+  std::size_t size_bytes() const { return size_bytes_; }
+
+ private:
+  Backend* backend_;
+  void* data_;
+  std::size_t size_bytes_;
+};
+
+// Describes the sequences of one step for paged attention. Sequence s owns
+// query tokens [query_start[s], query_start[s+1]) of the step; they are the
+// last (query_start[s+1] - query_start[s]) of its context_len[s] tokens, whose
+// keys and values are already in the cache (store_kv runs first). Token j of a
+// sequence lives in block block_tables[s * max_blocks_per_seq + j / block_size]
+// at offset j % block_size. Prefill, chunked prefill and decode are the same
+// op. All arrays are device memory.
+struct AttentionBatch {
+  int32_t num_seqs = 0;
+  const int32_t* query_start = nullptr;   // [num_seqs + 1]
+  const int32_t* context_len = nullptr;   // [num_seqs]
+  const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
+  int32_t max_blocks_per_seq = 0;
+  int32_t block_size = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // Zero-filled device memory; RESOURCE errors as UNAVAILABLE.
+  virtual Result<std::unique_ptr<DeviceBuffer>> allocate(std::size_t size_bytes) = 0;
+  virtual void copy_to_device(void* dst, const void* src, std::size_t size_bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, std::size_t size_bytes) = 0;
+  // Waits for queued work (no-op on the CPU).
+  virtual void synchronize() = 0;
+
+  // out[T, H] = table[ids[t], :]; table: [V, H].
+  virtual void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens,
+                         int64_t hidden) = 0;
+
+  // out[R, N] = x[R, N] / sqrt(mean(x^2) + eps) * weight[N], per row. R rows of
+  // N (a per-head norm passes R = T * heads, N = head_dim). out may equal x.
+  virtual void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n,
+                        float eps) = 0;
+
+  // Fused residual add: residual[T, H] += x[T, H]; out[T, H] = rms_norm(residual).
+  virtual void add_rms_norm(float* out, float* residual, const float* x, const float* weight,
+                            int64_t rows, int64_t n, float eps) = 0;
+
+  // out[T, N] = x[T, K] * w[N, K]^T (+ bias[N] when non-null). Serves the
+  // fused qkv projection, o_proj, the MLP and the logits head.
+  virtual void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
+                      int64_t out_features, int64_t in_features) = 0;
+
+  // Rotary embedding in place, half-split layout (dim i pairs with i + D/2):
+  // q: [T, num_q_heads, D] with row stride q_stride floats between tokens,
+  // k: [T, num_kv_heads, D] with row stride k_stride; positions: [T];
+  // inv_freq: [D/2] (scaling such as llama3 is folded into inv_freq).
+  virtual void rope(float* q, int64_t q_stride, float* k, int64_t k_stride, const int32_t* positions,
+                    const float* inv_freq, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
+                    int64_t head_dim) = 0;
+
+  // out[T, F] = silu(gate_up[:, :F]) * gate_up[:, F:]; gate_up: [T, 2F].
+  virtual void silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width) = 0;
+
+  // Writes k/v of the step's tokens into the paged cache. k, v: [T, KV, D]
+  // with row strides k_stride / v_stride; caches: [num_blocks, block_size, KV, D];
+  // slot_mapping[t] = block * block_size + offset (negative: skip the token).
+  virtual void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v,
+                        int64_t v_stride, const int32_t* slot_mapping, int64_t num_tokens,
+                        int64_t num_kv_heads, int64_t head_dim) = 0;
+
+  // Causal attention of the step's queries over the paged cache (see
+  // AttentionBatch). q: [T, QH, D] with row stride q_stride; out: [T, QH, D];
+  // query head h reads kv head h / (QH / KV). sliding_window > 0: a query at
+  // position p sees keys at positions > p - sliding_window only.
+  virtual void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache,
+                               const float* v_cache, const AttentionBatch& batch, int64_t num_q_heads,
+                               int64_t num_kv_heads, int64_t head_dim, float scale,
+                               int64_t sliding_window) = 0;
+
+  // out[S, H] = x[indices[s], :] (picks the rows that need logits).
+  virtual void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows,
+                           int64_t width) = 0;
+};
+
+// The CPU backend (always built). num_threads <= 0: hardware concurrency.
+std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
+
+}  // namespace llmctl::kernels

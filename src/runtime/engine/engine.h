@@ -1,0 +1,100 @@
+// The inference engine: requests in, tokens out, one step at a time.
+// step() = Scheduler::schedule() -> ModelRunner::run() -> Sampler per
+// sequence -> stop checks -> Scheduler::postprocess(). Not thread-safe: one
+// thread (the engine thread) calls every method; servers post work to it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "kernels/kernels.h"
+#include "runtime/engine/model_runner.h"
+#include "runtime/engine/sampling_params.h"
+#include "runtime/engine/scheduler.h"
+#include "runtime/engine/sequence.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/model_weights.h"
+
+namespace llmctl::engine {
+
+// Text of a sequence's output ids (for stop strings and output text); the
+// engine works on ids alone when none is given.
+using Detokenizer = std::function<std::string(std::span<const int32_t>)>;
+
+struct EngineConfig {
+  SchedulerConfig scheduler;   // num_blocks 0: derived from kv_cache_bytes
+  int64_t kv_cache_bytes = 0;  // 0: room for max_num_seqs sequences of max_model_len (capped at 4 GiB)
+  int num_threads = 0;         // CPU backend threads; 0: all cores
+};
+
+struct CompletionOutput {
+  int index = 0;
+  std::vector<int32_t> token_ids;      // all output ids so far
+  std::vector<int32_t> new_token_ids;  // those added by this step
+  std::string text;                    // with a detokenizer: output text (stop string cut)
+  FinishReason finish_reason = FinishReason::kNone;
+  std::vector<TokenLogprob> logprobs;  // when requested
+  double cumulative_logprob = 0;
+};
+
+struct RequestOutput {
+  uint64_t request_id = 0;
+  int32_t num_prompt_tokens = 0;
+  int32_t num_cached_tokens = 0;
+  std::vector<CompletionOutput> outputs;  // n entries, by index
+  bool finished = false;
+};
+
+class Engine {
+ public:
+  // Builds an engine over already loaded weights. eos_ids: ids that end a
+  // sequence unless ignore_eos.
+  static Result<std::unique_ptr<Engine>> create(std::unique_ptr<kernels::Backend> backend,
+                                                const model::ModelConfig& config, const model::ModelWeights& weights,
+                                                EngineConfig engine_config, std::vector<int32_t> eos_ids,
+                                                Detokenizer detokenizer = {});
+
+  // Validates and queues a request; returns its id.
+  Result<uint64_t> add_request(std::vector<int32_t> prompt_ids, SamplingParams params);
+  // Finishes the request now (reason "abort") and frees its blocks; the next
+  // step() reports it. Unknown ids are ignored.
+  void abort_request(uint64_t request_id);
+
+  // Runs one scheduling step; returns the requests that progressed or finished.
+  Result<std::vector<RequestOutput>> step();
+  bool has_unfinished() const { return !requests_.empty(); }
+
+  const Scheduler& scheduler() const { return *scheduler_; }
+  const model::ModelConfig& model_config() const { return config_; }
+
+ private:
+  struct Request {
+    uint64_t id = 0;
+    SamplingParams params;
+    std::vector<std::unique_ptr<Sequence>> seqs;
+    std::vector<std::size_t> reported_tokens;  // output ids already reported, per seq
+    bool dirty = false;  // progressed since the last report
+  };
+
+  Engine() = default;
+  void check_stop(Sequence& seq, Request& req);
+  void finish(Sequence& seq, FinishReason reason);
+
+  model::ModelConfig config_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::vector<int32_t> eos_ids_;
+  Detokenizer detokenizer_;
+  std::map<uint64_t, std::unique_ptr<Request>> requests_;
+  std::map<uint64_t, std::pair<Request*, int>> seq_owner_;  // seq id -> request, index
+  uint64_t next_request_id_ = 1;
+  uint64_t next_seq_id_ = 1;
+};
+
+}  // namespace llmctl::engine

@@ -1,0 +1,34 @@
+#include "runtime/engine/engine_loader.h"
+
+#include <algorithm>
+
+namespace llmctl::engine {
+
+Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig config, Detokenizer detokenizer,
+                                 const model::LoadProgressCallback& progress,
+                                 const std::vector<int32_t>& extra_eos_ids) {
+  ASSIGN_OR_RETURN(model::ModelConfig mc, model::load_model_config(model_dir));
+  LoadedEngine out;
+  ASSIGN_OR_RETURN(out.generation, model::load_generation_config(model_dir));
+  auto add_eos = [&](int64_t id) {
+    if (id >= 0 && id < mc.vocab_size &&
+        std::find(out.eos_ids.begin(), out.eos_ids.end(), static_cast<int32_t>(id)) == out.eos_ids.end()) {
+      out.eos_ids.push_back(static_cast<int32_t>(id));
+    }
+  };
+  for (int64_t id : mc.eos_token_ids) add_eos(id);
+  for (int64_t id : out.generation.eos_token_ids) add_eos(id);
+  for (int32_t id : extra_eos_ids) add_eos(id);
+  ASSIGN_OR_RETURN(model::ModelWeights weights, model::load_model_weights(model_dir, mc, progress));
+  if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > mc.max_position_embeddings) {
+    config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);
+  }
+  const int threads = config.num_threads;
+  auto created = Engine::create(kernels::make_cpu_backend(threads), mc, weights, config, out.eos_ids,
+                                std::move(detokenizer));
+  if (!created.is_ok()) return created.status().with_context(model_dir);
+  out.engine = std::move(created).value();
+  return out;
+}
+
+}  // namespace llmctl::engine

@@ -1,0 +1,26 @@
+// Builds an Engine from a model folder on the CPU backend: config.json,
+// generation_config.json (its eos ids join config.json's), safetensors.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/engine/engine.h"
+#include "runtime/model/generation_config.h"
+#include "runtime/model/model_weights.h"
+
+namespace llmctl::engine {
+
+struct LoadedEngine {
+  std::unique_ptr<Engine> engine;
+  model::GenerationConfig generation;  // the folder's sampling defaults
+  std::vector<int32_t> eos_ids;
+};
+
+// extra_eos_ids (e.g. the tokenizer's) are added to the model's own.
+Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig config, Detokenizer detokenizer = {},
+                                 const model::LoadProgressCallback& progress = {},
+                                 const std::vector<int32_t>& extra_eos_ids = {});
+
+}  // namespace llmctl::engine

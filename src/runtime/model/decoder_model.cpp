@@ -1,0 +1,155 @@
+#include "runtime/model/decoder_model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "runtime/model/rope_frequencies.h"
+
+namespace llmctl::model {
+
+Result<std::unique_ptr<kernels::DeviceBuffer>> DecoderModel::upload(const std::vector<const Weight*>& parts) {
+  std::size_t total = 0;
+  for (const Weight* w : parts) total += w->data.size();
+  ASSIGN_OR_RETURN(auto buf, backend_->allocate(total * sizeof(float)));
+  std::size_t offset = 0;
+  for (const Weight* w : parts) {
+    backend_->copy_to_device(buf->f32() + offset, w->data.data(), w->data.size() * sizeof(float));
+    offset += w->data.size();
+  }
+  return buf;
+}
+
+Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& config, const ModelWeights& weights,
+                                                           kernels::Backend* backend) {
+  std::unique_ptr<DecoderModel> m(new DecoderModel(config, backend));
+  auto get = [&](const std::string& name) -> Result<const Weight*> {
+    const Weight* w = weights.find(name);
+    if (w == nullptr) return Status::invalid_argument(name + ": missing from the loaded weights");
+    return w;
+  };
+  ASSIGN_OR_RETURN(const Weight* embed, get("model.embed_tokens.weight"));
+  ASSIGN_OR_RETURN(m->embed_, m->upload({embed}));
+  ASSIGN_OR_RETURN(const Weight* norm, get("model.norm.weight"));
+  ASSIGN_OR_RETURN(m->final_norm_, m->upload({norm}));
+  if (const Weight* head = weights.find("lm_head.weight"); head != nullptr && !config.tie_word_embeddings) {
+    ASSIGN_OR_RETURN(m->lm_head_, m->upload({head}));
+    m->lm_head_ptr_ = m->lm_head_->f32();
+  } else {
+    m->lm_head_ptr_ = m->embed_->f32();
+  }
+  const std::vector<float> inv_freq = rope_inv_freq(config);
+  ASSIGN_OR_RETURN(m->inv_freq_, backend->allocate(inv_freq.size() * sizeof(float)));
+  backend->copy_to_device(m->inv_freq_->data(), inv_freq.data(), inv_freq.size() * sizeof(float));
+
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer layer;
+    ASSIGN_OR_RETURN(const Weight* in_norm, get(p + "input_layernorm.weight"));
+    ASSIGN_OR_RETURN(layer.input_norm, m->upload({in_norm}));
+    ASSIGN_OR_RETURN(const Weight* qw, get(p + "self_attn.q_proj.weight"));
+    ASSIGN_OR_RETURN(const Weight* kw, get(p + "self_attn.k_proj.weight"));
+    ASSIGN_OR_RETURN(const Weight* vw, get(p + "self_attn.v_proj.weight"));
+    ASSIGN_OR_RETURN(layer.qkv_w, m->upload({qw, kw, vw}));  // [q + 2kv, H]
+    if (config.qkv_bias) {
+      ASSIGN_OR_RETURN(const Weight* qb, get(p + "self_attn.q_proj.bias"));
+      ASSIGN_OR_RETURN(const Weight* kb, get(p + "self_attn.k_proj.bias"));
+      ASSIGN_OR_RETURN(const Weight* vb, get(p + "self_attn.v_proj.bias"));
+      ASSIGN_OR_RETURN(layer.qkv_b, m->upload({qb, kb, vb}));
+    }
+    ASSIGN_OR_RETURN(const Weight* ow, get(p + "self_attn.o_proj.weight"));
+    ASSIGN_OR_RETURN(layer.o_w, m->upload({ow}));
+    if (config.o_bias) {
+      ASSIGN_OR_RETURN(const Weight* ob, get(p + "self_attn.o_proj.bias"));
+      ASSIGN_OR_RETURN(layer.o_b, m->upload({ob}));
+    }
+    if (config.qk_norm) {
+      ASSIGN_OR_RETURN(const Weight* qn, get(p + "self_attn.q_norm.weight"));
+      ASSIGN_OR_RETURN(const Weight* kn, get(p + "self_attn.k_norm.weight"));
+      ASSIGN_OR_RETURN(layer.q_norm, m->upload({qn}));
+      ASSIGN_OR_RETURN(layer.k_norm, m->upload({kn}));
+    }
+    ASSIGN_OR_RETURN(const Weight* post, get(p + "post_attention_layernorm.weight"));
+    ASSIGN_OR_RETURN(layer.post_norm, m->upload({post}));
+    ASSIGN_OR_RETURN(const Weight* gate, get(p + "mlp.gate_proj.weight"));
+    ASSIGN_OR_RETURN(const Weight* up, get(p + "mlp.up_proj.weight"));
+    ASSIGN_OR_RETURN(layer.gate_up_w, m->upload({gate, up}));  // [2F, H]
+    ASSIGN_OR_RETURN(const Weight* down, get(p + "mlp.down_proj.weight"));
+    ASSIGN_OR_RETURN(layer.down_w, m->upload({down}));
+    m->layers_.push_back(std::move(layer));
+  }
+  return m;
+}
+
+Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
+  const ModelConfig& c = config_;
+  if (num_tokens > capacity_tokens_) {
+    const auto t = static_cast<std::size_t>(num_tokens), f = sizeof(float);
+    ASSIGN_OR_RETURN(hidden_, backend_->allocate(t * c.hidden_size * f));
+    ASSIGN_OR_RETURN(residual_, backend_->allocate(t * c.hidden_size * f));
+    ASSIGN_OR_RETURN(normed_, backend_->allocate(t * c.hidden_size * f));
+    ASSIGN_OR_RETURN(qkv_, backend_->allocate(t * (c.q_size() + 2 * c.kv_size()) * f));
+    ASSIGN_OR_RETURN(attn_, backend_->allocate(t * c.q_size() * f));
+    ASSIGN_OR_RETURN(gate_up_, backend_->allocate(t * 2 * c.intermediate_size * f));
+    ASSIGN_OR_RETURN(act_, backend_->allocate(t * c.intermediate_size * f));
+    capacity_tokens_ = num_tokens;
+  }
+  if (num_logits > capacity_logits_) {
+    ASSIGN_OR_RETURN(picked_, backend_->allocate(static_cast<std::size_t>(num_logits) * c.hidden_size * sizeof(float)));
+    capacity_logits_ = num_logits;
+  }
+  return Status::ok();
+}
+
+Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, float* logits) {
+  const ModelConfig& c = config_;
+  const int64_t T = in.num_tokens, H = c.hidden_size, D = c.head_dim;
+  const int64_t QH = c.num_attention_heads, KVH = c.num_key_value_heads;
+  const int64_t q_size = c.q_size(), kv_size = c.kv_size(), qkv_width = q_size + 2 * kv_size;
+  const auto eps = static_cast<float>(c.rms_norm_eps);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  if (T <= 0) return Status::ok();
+  RETURN_IF_ERROR(ensure_workspace(T, in.num_logits));
+  kernels::Backend& b = *backend_;
+
+  float* hidden = hidden_->f32();
+  float* residual = residual_->f32();
+  float* normed = normed_->f32();
+  float* qkv = qkv_->f32();
+
+  b.embedding(residual, in.token_ids, embed_->f32(), T, H);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& L = layers_[l];
+    if (l == 0) {
+      b.rms_norm(normed, residual, L.input_norm->f32(), T, H, eps);
+    } else {
+      b.add_rms_norm(normed, residual, hidden, L.input_norm->f32(), T, H, eps);
+    }
+    b.linear(qkv, normed, L.qkv_w->f32(), L.qkv_b ? L.qkv_b->f32() : nullptr, T, qkv_width, H);
+    float* q = qkv;
+    float* k = qkv + q_size;
+    float* v = qkv + q_size + kv_size;
+    if (c.qk_norm) {
+      for (int64_t t = 0; t < T; ++t) {
+        b.rms_norm(q + t * qkv_width, q + t * qkv_width, L.q_norm->f32(), QH, D, eps);
+        b.rms_norm(k + t * qkv_width, k + t * qkv_width, L.k_norm->f32(), KVH, D, eps);
+      }
+    }
+    b.rope(q, qkv_width, k, qkv_width, in.positions, inv_freq_->f32(), T, QH, KVH, D);
+    b.store_kv(kv.k[l], kv.v[l], k, qkv_width, v, qkv_width, in.slot_mapping, T, KVH, D);
+    b.paged_attention(attn_->f32(), q, qkv_width, kv.k[l], kv.v[l], in.attention, QH, KVH, D, scale,
+                      c.layer_sliding_window[l]);
+    b.linear(hidden, attn_->f32(), L.o_w->f32(), L.o_b ? L.o_b->f32() : nullptr, T, H, q_size);
+    b.add_rms_norm(normed, residual, hidden, L.post_norm->f32(), T, H, eps);
+    b.linear(gate_up_->f32(), normed, L.gate_up_w->f32(), nullptr, T, 2 * c.intermediate_size, H);
+    b.silu_and_mul(act_->f32(), gate_up_->f32(), T, c.intermediate_size);
+    b.linear(hidden, act_->f32(), L.down_w->f32(), nullptr, T, H, c.intermediate_size);
+  }
+  b.add_rms_norm(normed, residual, hidden, final_norm_->f32(), T, H, eps);
+  if (in.num_logits > 0) {
+    b.gather_rows(picked_->f32(), normed, in.logits_indices, in.num_logits, H);
+    b.linear(logits, picked_->f32(), lm_head_ptr_, nullptr, in.num_logits, c.vocab_size, H);
+  }
+  return Status::ok();
+}
+
+}  // namespace llmctl::model

@@ -1,0 +1,74 @@
+// The forward pass of the Llama family decoder over the kernels interface.
+// One class serves all four supported architectures because they differ only
+// in switches the config carries: Llama / Mistral (optional attention bias,
+// Mistral's sliding window), Qwen2 (q/k/v bias), Qwen3 (per-head RMSNorm on q
+// and k before RoPE). A new architecture whose block differs in structure
+// gets its own file beside this one.
+//
+// Weights live in backend memory; q/k/v and gate/up are fused at load so each
+// is one GEMM. Not thread-safe: driven by the ModelRunner's thread only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "kernels/kernels.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/model_weights.h"
+
+namespace llmctl::model {
+
+// Per-layer paged KV cache storage: k[l], v[l] are [num_blocks, block_size, KV, D].
+struct KvCacheView {
+  std::vector<float*> k;
+  std::vector<float*> v;
+  int32_t block_size = 0;
+};
+
+// One step's inputs, already in backend memory (see kernels::AttentionBatch).
+struct ForwardInputs {
+  int64_t num_tokens = 0;
+  const int32_t* token_ids = nullptr;     // [T]
+  const int32_t* positions = nullptr;     // [T]
+  const int32_t* slot_mapping = nullptr;  // [T]
+  kernels::AttentionBatch attention;
+  int64_t num_logits = 0;
+  const int32_t* logits_indices = nullptr;  // [num_logits] rows of T that need logits
+};
+
+class DecoderModel {
+ public:
+  // Uploads `weights` (already checked by load_model_weights) to the backend.
+  static Result<std::unique_ptr<DecoderModel>> create(const ModelConfig& config, const ModelWeights& weights,
+                                                      kernels::Backend* backend);
+
+  const ModelConfig& config() const { return config_; }
+
+  // Runs the decoder on the step's tokens, writes their K/V into the cache,
+  // and writes logits [num_logits, vocab] to `logits` (backend memory).
+  Status forward(const ForwardInputs& in, const KvCacheView& kv, float* logits);
+
+ private:
+  struct Layer {
+    std::unique_ptr<kernels::DeviceBuffer> input_norm, qkv_w, qkv_b, o_w, o_b, q_norm, k_norm, post_norm,
+        gate_up_w, down_w;
+  };
+
+  DecoderModel(const ModelConfig& config, kernels::Backend* backend) : config_(config), backend_(backend) {}
+  Status ensure_workspace(int64_t num_tokens, int64_t num_logits);
+  Result<std::unique_ptr<kernels::DeviceBuffer>> upload(const std::vector<const Weight*>& parts);
+
+  ModelConfig config_;
+  kernels::Backend* backend_;
+  std::unique_ptr<kernels::DeviceBuffer> embed_, final_norm_, lm_head_, inv_freq_;
+  std::vector<Layer> layers_;
+  const float* lm_head_ptr_ = nullptr;  // lm_head_ or, when tied, embed_
+
+  // Activations, grown on demand (capacity in tokens).
+  int64_t capacity_tokens_ = 0, capacity_logits_ = 0;
+  std::unique_ptr<kernels::DeviceBuffer> hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, picked_;
+};
+
+}  // namespace llmctl::model
