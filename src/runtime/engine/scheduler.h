@@ -50,6 +50,7 @@ class Scheduler {
 
   const SchedulerConfig& config() const { return config_; }
   BlockManager& block_manager() { return blocks_; }
+  const BlockManager& block_manager() const { return blocks_; }
 
   void add(Sequence* seq);
   SchedulerOutput schedule();

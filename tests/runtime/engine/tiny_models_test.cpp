@@ -27,7 +27,7 @@ std::map<uint64_t, std::vector<int32_t>> add_all(Engine& e, const nlohmann::json
 
 TEST_CASE("tiny models: greedy equals transformers, last logits within 1e-4 relative") {
   for (const char* name : kModels) {
-    CAPTURE(name);
+    CAPTURE(std::string(name));
     const std::string dir = fixture_dir() + "/" + name;
     auto ref = read_json(dir + "/reference.json");
     for (const auto& r : ref["references"]) {
@@ -37,6 +37,7 @@ TEST_CASE("tiny models: greedy equals transformers, last logits within 1e-4 rela
       double max_abs = 0, worst = 0;
       for (double w : want) max_abs = std::max(max_abs, std::abs(w));
       for (std::size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::abs(logits[i] - want[i]) / max_abs);
+      CAPTURE(r["prompt_ids"].size());
       CHECK(worst < 1e-4);
     }
     auto loaded = load(dir);
@@ -51,7 +52,7 @@ TEST_CASE("tiny models: greedy equals transformers, last logits within 1e-4 rela
 
 TEST_CASE("tiny models: batched with chunked prefill equals unbatched") {
   for (const char* name : kModels) {
-    CAPTURE(name);
+    CAPTURE(std::string(name));
     const std::string dir = fixture_dir() + "/" + name;
     auto ref = read_json(dir + "/reference.json");
     EngineConfig cfg;
@@ -89,7 +90,7 @@ TEST_CASE("prefix-cache hits give the same tokens") {
 
 TEST_CASE("preemption under a tiny KV budget gives the same tokens") {
   for (const char* name : kModels) {
-    CAPTURE(name);
+    CAPTURE(std::string(name));
     const std::string dir = fixture_dir() + "/" + name;
     auto ref = read_json(dir + "/reference.json");
     EngineConfig cfg;
