@@ -357,6 +357,8 @@ class ExprParser {
       } else if (ts_.is_op("(")) {
         const Token& at = ts_.next();
         ExprPtr c = make(ExprKind::kCall, at);
+        c->line = e->line;  // errors in a call point at the callee's name
+        c->column = e->column;
         c->args = {e};
         call_args(c);
         e = c;
@@ -450,7 +452,7 @@ class Parser {
  private:
   // Parses nodes until a statement whose keyword is in `ends`; leaves the
   // stream on that statement's tokens (after the keyword) and names it in `end`.
-  Body parse_body(const std::set<std::string>& ends, std::string& end) {
+  Body parse_body(const std::set<std::string>& ends, std::string& end, const Node* opener = nullptr) {
     Body body;
     while (pos_ < segs_.size()) {
       const Segment& seg = segs_[pos_++];
@@ -483,10 +485,12 @@ class Parser {
       body.push_back(node);
     }
     if (!ends.empty()) {
-      const Segment& last = segs_.back();
       std::string names;
       for (const auto& e : ends) names += (names.empty() ? "'" : " or '") + e + "'";
-      throw Error("unexpected end of template, expected " + names, last.line, last.column);
+      // Point at the tag that was never closed: that is where the fix goes.
+      int line = opener ? opener->line : segs_.back().line;
+      int column = opener ? opener->column : segs_.back().column;
+      throw Error("unexpected end of template, expected " + names + " to close this tag", line, column);
     }
     return body;
   }
@@ -506,7 +510,7 @@ class Parser {
       ExprPtr cond = ExprParser(ts).expression();
       ts.expect_end();
       while (true) {
-        Body b = parse_body({"elif", "else", "endif"}, end);
+        Body b = parse_body({"elif", "else", "endif"}, end, &node);
         node.branches.emplace_back(cond, std::move(b));
         TokenStream et = ended_tag();
         if (end == "elif") {
@@ -516,7 +520,7 @@ class Parser {
         }
         et.expect_end();
         if (end == "else") {
-          node.else_body = parse_body({"endif"}, end);
+          node.else_body = parse_body({"endif"}, end, &node);
           ended_tag().expect_end();
         }
         return;
@@ -532,10 +536,10 @@ class Parser {
       if (ts.skip_name("if")) node.condition = ExprParser(ts).expression(false);
       if (ts.is_name("recursive")) ts.fail("recursive for loops are not supported");
       ts.expect_end();
-      node.body = parse_body({"else", "endfor"}, end);
+      node.body = parse_body({"else", "endfor"}, end, &node);
       ended_tag().expect_end();
       if (end == "else") {
-        node.else_body = parse_body({"endfor"}, end);
+        node.else_body = parse_body({"endfor"}, end, &node);
         ended_tag().expect_end();
       }
       return;
@@ -563,7 +567,7 @@ class Parser {
         node.expr = parse_filter_chain(ts, placeholder);
       }
       ts.expect_end();
-      node.body = parse_body({"endset"}, end);
+      node.body = parse_body({"endset"}, end, &node);
       ended_tag().expect_end();
       return;
     }
@@ -579,7 +583,7 @@ class Parser {
         node.params.emplace_back(param, def);
       }
       ts.expect_end();
-      node.body = parse_body({"endmacro"}, end);
+      node.body = parse_body({"endmacro"}, end, &node);
       ended_tag().expect_end();
       return;
     }
@@ -589,7 +593,7 @@ class Parser {
       node.expr = ExprParser(ts).expression();
       if (node.expr->kind != ExprKind::kCall) throw Error("expected a macro call", kw.line, kw.column);
       ts.expect_end();
-      node.body = parse_body({"endcall"}, end);
+      node.body = parse_body({"endcall"}, end, &node);
       ended_tag().expect_end();
       return;
     }
@@ -600,7 +604,7 @@ class Parser {
       // "{% filter upper %}" is the chain "| upper" applied to the body.
       node.expr = parse_filter_chain(ts, placeholder, /*leading_pipe=*/false);
       ts.expect_end();
-      node.body = parse_body({"endfilter"}, end);
+      node.body = parse_body({"endfilter"}, end, &node);
       ended_tag().expect_end();
       return;
     }
@@ -613,7 +617,7 @@ class Parser {
       // transformers' {% generation %} marks assistant text; it renders as is.
       node.kind = NodeKind::kScope;
       ts.expect_end();
-      node.body = parse_body({"endgeneration"}, end);
+      node.body = parse_body({"endgeneration"}, end, &node);
       ended_tag().expect_end();
       return;
     }
