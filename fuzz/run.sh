@@ -1,0 +1,21 @@
+#!/bin/sh
+# Builds the libFuzzer targets with clang in their own build dir and runs each
+# for a bounded time.  Usage: fuzz/run.sh [BUILD_DIR] ; FUZZ_SECONDS=30 per target.
+set -eu
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$SRC/build/fuzz}
+SECS=${FUZZ_SECONDS:-30}
+cmake -S "$SRC" -B "$BUILD" -G Ninja -DLLMCTL_FUZZ=ON -DLLMCTL_TESTS=OFF -DLLMCTL_CUDA=OFF \
+  -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" >/dev/null
+TARGETS=$(sed -n 's/^llmctl_fuzz_target(\([A-Za-z0-9_]*\).*/\1/p' "$SRC/fuzz/CMakeLists.txt")
+ninja -C "$BUILD" $TARGETS
+for t in $TARGETS; do
+  corpus="$BUILD/fuzz-corpus/$t"
+  mkdir -p "$corpus"
+  seeds=""
+  [ -d "$SRC/fuzz/seeds/$t" ] && seeds="$SRC/fuzz/seeds/$t"
+  echo "== $t ($SECS s)"
+  "$BUILD/fuzz/$t" -max_total_time="$SECS" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 "$corpus" $seeds
+done
