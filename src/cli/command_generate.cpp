@@ -1,17 +1,96 @@
 // llmctl generate: one generation in-process, streamed to stdout (issue #5).
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/cli_context.h"
+#include "runtime/engine/engine_loader.h"
+#include "runtime/tokenizer/tokenizer.h"
 
 namespace llmctl::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model, prompt, device = "auto";
+  int max_tokens = 128, top_k = -1;
+  double temperature = 1.0, top_p = 1.0;
+  long long seed = -1;
+  bool ignore_eos = false, json = false;
+};
+
+int run_generate(const GenerateOptions& o) {
+  if (o.device != "auto" && o.device != "cpu") {
+    return report_error("generate", Status::unimplemented("--device " + o.device + ": only the CPU backend exists yet"));
+  }
+  auto tok = tokenizer::Tokenizer::load(o.model);
+  if (!tok.is_ok()) return report_error("generate", tok.status());
+  const tokenizer::Tokenizer& tokenizer = *tok;
+  const std::vector<int32_t> prompt_ids = tokenizer.encode(o.prompt, /*add_special_tokens=*/true);
+
+  // Loading progress on a terminal only; pipes and logs stay clean.
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  model::LoadProgressCallback progress;
+  if (tty) {
+    progress = [](const model::LoadProgress& p) {
+      std::fprintf(stderr, "\rloading weights: %.1f / %.1f MiB", static_cast<double>(p.bytes_done) / (1 << 20),
+                   static_cast<double>(p.bytes_total) / (1 << 20));
+      if (p.bytes_done == p.bytes_total) std::fprintf(stderr, "\r\033[K");
+      std::fflush(stderr);
+    };
+  }
+  engine::EngineConfig config;
+  config.scheduler.max_num_seqs = 1;
+  config.scheduler.max_model_len = 0;  // the model's max_position_embeddings
+  auto detokenize = [&tokenizer](std::span<const int32_t> ids) { return tokenizer.decode(ids, true); };
+  auto loaded = engine::load_engine(o.model, config, detokenize, progress, tokenizer.eos_ids());
+  if (!loaded.is_ok()) return report_error("generate", loaded.status());
+
+  engine::SamplingParams params;
+  params.max_tokens = o.max_tokens;
+  params.temperature = o.temperature;
+  params.top_p = o.top_p;
+  params.top_k = o.top_k;
+  params.ignore_eos = o.ignore_eos;
+  if (o.seed >= 0) params.seed = static_cast<uint64_t>(o.seed);
+  auto id = loaded->engine->add_request(prompt_ids, params);
+  if (!id.is_ok()) return report_error("generate", id.status());
+
+  tokenizer::IncrementalDecoder stream(tokenizer, /*skip_special_tokens=*/true);
+  engine::RequestOutput final_output;
+  while (loaded->engine->has_unfinished()) {
+    auto outs = loaded->engine->step();
+    if (!outs.is_ok()) return report_error("generate", outs.status());
+    for (auto& out : *outs) {
+      if (!o.json) {
+        for (int32_t t : out.outputs[0].new_token_ids) std::cout << stream.push(t);
+        std::cout.flush();
+      }
+      if (out.finished) final_output = std::move(out);
+    }
+  }
+  const engine::CompletionOutput& c = final_output.outputs.at(0);
+  if (o.json) {
+    nlohmann::json j;
+    j["text"] = c.text;
+    j["token_ids"] = c.token_ids;
+    j["finish_reason"] = engine::finish_reason_name(c.finish_reason);
+    j["usage"] = {{"prompt_tokens", prompt_ids.size()},
+                  {"completion_tokens", c.token_ids.size()},
+                  {"total_tokens", prompt_ids.size() + c.token_ids.size()}};
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << stream.finish() << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
 
 void register_generate(CLI::App& app, CliContext& ctx) {
-  struct Options {
-    std::string model, prompt, device = "auto";
-    int max_tokens = 128, top_k = -1;
-    double temperature = 1.0, top_p = 1.0;
-    long long seed = -1;
-    bool ignore_eos = false, json = false;
-  };
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<GenerateOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt in-process, streaming as it comes");
   cmd->add_option("--model", o->model, "Hugging Face model folder")->required();
   cmd->add_option("--prompt", o->prompt, "The prompt")->required();
@@ -23,7 +102,12 @@ void register_generate(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--device", o->device, "cpu, cuda, or auto")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--json", o->json, R"(Print {"text","token_ids","finish_reason","usage"})");
-  cmd->callback([&ctx, o] { ctx.action = [] { return not_implemented("generate", 5); }; });
+  cmd->callback([&ctx, o] {
+    ctx.action = [&ctx, o] {
+      setup_logging(ctx.global, "engine", /*to_file=*/false);
+      return run_generate(*o);
+    };
+  });
 }
 
 }  // namespace llmctl::cli
