@@ -120,13 +120,14 @@ void Channel::start(MessageHandler on_message, CloseHandler on_close) {
 }
 
 void Channel::arm_idle_check() {
+  // Waiting on either side (a reply owed or awaited) is not idleness.
   // One timer tick per half idle period instead of re-arming on every frame:
   // cheap with thousands of channels heartbeating several times a second.
   idle_timer_.expires_after(std::chrono::milliseconds(std::max(1, options_.idle_timeout_ms / 2)));
   idle_timer_.async_wait([self = shared_from_this()](asio::error_code ec) {
     if (ec || !self->open_) return;
     auto silent = std::chrono::steady_clock::now() - self->last_read_;
-    if (self->num_owed_replies_ == 0 && silent > std::chrono::milliseconds(self->options_.idle_timeout_ms)) {
+    if (self->num_owed_replies_ == 0 && self->pending_.empty() && silent > std::chrono::milliseconds(self->options_.idle_timeout_ms)) {
       self->close(Status::deadline_exceeded(
           fmt::format("{} sent no complete frame for {} ms", self->remote_address_, self->options_.idle_timeout_ms)));
       return;

@@ -1,0 +1,196 @@
+#include "runtime/control/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/transport/handshake.h"
+
+extern char** environ;
+
+namespace llmctl::control {
+
+NodePaths::NodePaths(std::string state_dir)
+    : root(std::move(state_dir)),
+      cluster_file(root + "/cluster.json"),
+      head_pid(root + "/head.pid"),
+      agent_pid(root + "/agent.pid"),
+      head_dir(root + "/head"),
+      agent_dir(root + "/agent"),
+      logs_dir(root + "/logs") {}
+
+std::string new_cluster_token() { return transport::random_hex(32); }
+
+Status write_private_file(const std::string& path, const std::string& content) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  if (ec) return Status::io_error(fmt::format("creating the folder of {}: {}", path, ec.message()));
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io_error(fmt::format("opening {}: {}", tmp, std::strerror(errno)));
+  ::fchmod(fd, 0600);
+  ssize_t n = ::write(fd, content.data(), content.size());
+  ::fsync(fd);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(content.size())) return Status::io_error(fmt::format("writing {}", tmp));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::io_error(fmt::format("renaming {}: {}", tmp, std::strerror(errno)));
+  }
+  return Status::ok();
+}
+
+Status write_cluster_access(const NodePaths& paths, const ClusterAccess& access) {
+  nlohmann::json j = {{"address", access.address}, {"token", access.token}};
+  return write_private_file(paths.cluster_file, j.dump(2) + "\n");
+}
+
+Result<ClusterAccess> read_cluster_access(const NodePaths& paths) {
+  std::ifstream in(paths.cluster_file);
+  if (!in) {
+    return Status::not_found(fmt::format("this node is in no cluster ({} is missing); pass --address and --token",
+                                         paths.cluster_file));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::invalid_argument(fmt::format("{} is not valid JSON", paths.cluster_file));
+  ClusterAccess a{j.value("address", ""), j.value("token", "")};
+  if (a.address.empty() || a.token.empty()) {
+    return Status::invalid_argument(fmt::format("{} lacks address or token", paths.cluster_file));
+  }
+  return a;
+}
+
+pid_t running_pid(const std::string& path) {
+  std::ifstream in(path);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 0) return 0;
+  if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno != EPERM) return 0;
+  // A zombie has exited; so has a pid reused by something that is not llmctl.
+  std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+  std::string content;
+  std::getline(stat, content);
+  auto close_paren = content.rfind(')');
+  if (close_paren != std::string::npos && close_paren + 2 < content.size() && content[close_paren + 2] == 'Z') return 0;
+  std::ifstream cmd(fmt::format("/proc/{}/cmdline", pid));
+  std::string argv0;
+  std::getline(cmd, argv0, '\0');
+  if (argv0.find("llmctl") == std::string::npos) return 0;
+  return static_cast<pid_t>(pid);
+}
+
+Status write_pid_file(const std::string& path, pid_t pid) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << pid << "\n";
+    if (!out) return Status::io_error(fmt::format("writing {}", tmp));
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::io_error(fmt::format("renaming {}: {}", tmp, ec.message()));
+  return Status::ok();
+}
+
+Result<pid_t> spawn_detached(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
+                             const std::string& log_path) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(log_path).parent_path(), ec);
+  char exe[4096] = {};
+  ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) return Status::io_error("cannot find this binary (/proc/self/exe)");
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  for (const auto& e : extra_env) env_strings.push_back(e);
+  std::vector<char*> envp, argv;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return Status::io_error(fmt::format("opening {}: {}", log_path, std::strerror(errno)));
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    ::close(log_fd);
+    return Status::io_error(fmt::format("pipe: {}", std::strerror(errno)));
+  }
+  // Double fork: the daemon is re-parented to init and never becomes our zombie.
+  pid_t child = ::fork();
+  if (child < 0) return Status::io_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (child == 0) {
+    ::setsid();
+    pid_t grandchild = ::fork();
+    if (grandchild == 0) {
+      int devnull = ::open("/dev/null", O_RDONLY);
+      if (devnull >= 0) ::dup2(devnull, 0);
+      ::dup2(log_fd, 1);
+      ::dup2(log_fd, 2);
+      ::execve(exe, argv.data(), envp.data());
+      ::_exit(127);
+    }
+    ssize_t w = ::write(pipe_fds[1], &grandchild, sizeof grandchild);
+    (void)w;
+    ::_exit(grandchild > 0 ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  ::close(log_fd);
+  pid_t daemon_pid = -1;
+  ssize_t r = ::read(pipe_fds[0], &daemon_pid, sizeof daemon_pid);
+  ::close(pipe_fds[0]);
+  ::waitpid(child, nullptr, 0);
+  if (r != sizeof daemon_pid || daemon_pid <= 0) return Status::io_error("could not start the daemon (fork failed)");
+  return daemon_pid;
+}
+
+}  // namespace llmctl::control
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+namespace llmctl::control {
+
+Result<ClusterAccess> resolve_cluster_access(const std::string& address, const std::string& token,
+                                             const NodePaths& paths) {
+  if (!address.empty()) {
+    if (!token.empty()) return ClusterAccess{address, token};
+    auto local = read_cluster_access(paths);
+    if (local.is_ok()) return ClusterAccess{address, local->token};
+    return Status::invalid_argument("--token (or LLMCTL_TOKEN) is required with --address");
+  }
+  ASSIGN_OR_RETURN(ClusterAccess local, read_cluster_access(paths));
+  if (!token.empty()) local.token = token;
+  return local;
+}
+
+std::string guess_node_address(const std::string& requested) {
+  if (!requested.empty()) return requested;
+  ifaddrs* list = nullptr;
+  std::string found;
+  if (::getifaddrs(&list) == 0) {
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK)) {
+        continue;
+      }
+      char buf[INET_ADDRSTRLEN] = {};
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+      found = buf;
+      break;
+    }
+    ::freeifaddrs(list);
+  }
+  return found.empty() ? "127.0.0.1" : found;
+}
+
+}  // namespace llmctl::control

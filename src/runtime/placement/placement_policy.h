@@ -1,0 +1,46 @@
+// Which node gets each bundle of a placement request, like Ray placement
+// groups. Pure logic over a snapshot of node resources: no I/O, no clock, so
+// every strategy is unit tested with plain structs.
+//
+//   PACK          as few nodes as possible (one if it fits), else spill over
+//   SPREAD        distinct nodes where possible, else reuse the emptiest
+//   STRICT_PACK   all bundles on one node, or not at all
+//   STRICT_SPREAD every bundle on a different node, or not at all
+//
+// A request either fits entirely (all bundles granted at once) or not at all:
+// partial grants would deadlock two engines each holding half their GPUs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "runtime/placement/resource_set.h"
+
+namespace llmctl::placement {
+
+enum class Strategy { kPack, kSpread, kStrictPack, kStrictSpread };
+
+std::string_view strategy_name(Strategy strategy);
+// Accepts PACK, SPREAD, STRICT_PACK, STRICT_SPREAD (any case).
+Result<Strategy> parse_strategy(std::string_view name);
+
+struct NodeCapacity {
+  std::string node_id;
+  ResourceSet total;      // what the node offers
+  ResourceSet available;  // total minus granted bundles
+};
+
+struct PlacementDecision {
+  bool placed = false;
+  std::vector<std::string> node_ids;  // one per bundle when placed
+  std::string reason;                 // why not, when !placed
+  bool infeasible = false;            // cannot fit even on an empty cluster
+};
+
+// Only alive nodes should be passed. Ties are broken by node id order, so the
+// same snapshot always gives the same answer.
+PlacementDecision place(const std::vector<ResourceSet>& bundles, Strategy strategy,
+                        std::vector<NodeCapacity> nodes);
+
+}  // namespace llmctl::placement

@@ -1,0 +1,220 @@
+// The head in-process: real sockets and channels, a FakeClock for the
+// failure detector, the io_context stepped by the test.
+#include "runtime/control/head.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include <doctest/doctest.h>
+
+using namespace llmctl;
+using namespace llmctl::control;
+using namespace std::chrono_literals;
+
+namespace {
+
+template <typename Pred>
+bool run_until(asio::io_context& io, Pred done, std::chrono::milliseconds limit = 5000ms) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(2ms);
+    if (io.stopped()) io.restart();
+  }
+  return done();
+}
+
+struct FakeAgent {
+  std::shared_ptr<transport::Channel> channel;
+  std::vector<transport::Message> pushes;
+};
+
+struct Fixture {
+  asio::io_context io;
+  FakeClock clock;
+  std::string dir;
+  std::unique_ptr<Head> head;
+  std::uint16_t port = 0;
+
+  Fixture() {
+    dir = std::filesystem::temp_directory_path() / ("llmctl-head-test-" + std::to_string(::getpid()) + "-" +
+                                                    std::to_string(std::rand()));
+    std::filesystem::remove_all(dir);
+    start_head();
+  }
+  ~Fixture() {
+    head.reset();
+    std::filesystem::remove_all(dir);
+  }
+  void start_head() {
+    HeadOptions o;
+    o.state_dir = dir;
+    o.bind_address = "127.0.0.1";
+    o.port = 0;
+    o.token = "tok";
+    o.heartbeat_period_ms = 200;
+    o.num_missed_heartbeats = 5;
+    o.recovery_grace_ms = 3000;
+    head = std::make_unique<Head>(io, o, clock);
+    auto p = head->start();
+    REQUIRE(p.is_ok());
+    port = *p;
+  }
+  std::shared_ptr<FakeAgent> connect() {
+    auto a = std::make_shared<FakeAgent>();
+    bool done = false;
+    transport::Channel::async_connect(io, "127.0.0.1", port, "tok", {}, [&](Result<std::shared_ptr<transport::Channel>> r) {
+      REQUIRE(r.is_ok());
+      a->channel = *r;
+      done = true;
+    });
+    REQUIRE(run_until(io, [&] { return done; }));
+    a->channel->start([a](const transport::Message& m, std::uint64_t) { a->pushes.push_back(m); }, [](const Status&) {});
+    return a;
+  }
+  Result<nlohmann::json> call(FakeAgent& a, const std::string& type, nlohmann::json body) {
+    std::optional<Result<nlohmann::json>> out;
+    a.channel->request(type, std::move(body), 10s, [&](Result<nlohmann::json> r) { out = std::move(r); });
+    REQUIRE(run_until(io, [&] { return out.has_value(); }));
+    return *out;
+  }
+  std::shared_ptr<FakeAgent> join(const std::string& id, double gpus) {
+    auto a = connect();
+    auto r = call(*a, "node.register",
+                  {{"node_id", id}, {"name", "host-" + id}, {"address", "10.0.0." + id}, {"resources", {{"GPU", gpus}, {"CPU", 4}}}});
+    REQUIRE(r.is_ok());
+    return a;
+  }
+  std::string state_of(const std::string& id) {
+    auto it = head->state().nodes.find(id);
+    return it == head->state().nodes.end() ? "absent" : std::string(node_state_name(it->second.state));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("nodes join Active and are Dead after five missed heartbeat periods of fake time") {
+  Fixture f;
+  auto a = f.join("1", 1);
+  auto b = f.join("2", 1);
+  CHECK(f.state_of("1") == "Active");
+  for (int i = 0; i < 4; ++i) {
+    f.clock.advance(200ms);
+    b->channel->push("node.heartbeat", {{"usage", {{"cpu_percent", 1.0}}}});
+    run_until(f.io, [] { return false; }, 20ms);  // let the head's ticks run
+  }
+  CHECK(f.state_of("1") == "Active");  // 800 ms: not yet
+  f.clock.advance(200ms);
+  b->channel->push("node.heartbeat", {});
+  REQUIRE(run_until(f.io, [&] { return f.state_of("1") == "Dead"; }, 1000ms));
+  CHECK(f.state_of("2") == "Active");
+  CHECK(f.head->state().nodes.at("1").reason.find("missed heartbeats") != std::string::npos);
+  REQUIRE_FALSE(f.head->state().failures.empty());
+}
+
+TEST_CASE("a graceful leave is Dead at once with reason stopped, and rejoining is the same node") {
+  Fixture f;
+  auto a = f.join("1", 1);
+  REQUIRE(f.call(*a, "node.leave", {{"node_id", "1"}, {"reason", "stopped"}}).is_ok());
+  CHECK(f.state_of("1") == "Dead");
+  CHECK(f.head->state().nodes.at("1").reason == "stopped");
+  CHECK(f.head->state().failures.empty());  // leaving is not a failure
+  auto again = f.join("1", 1);
+  CHECK(f.state_of("1") == "Active");
+  CHECK(f.head->state().nodes.size() == 1);
+}
+
+TEST_CASE("KV: put, get, wait woken by a put, wait timing out, delete by prefix, no-overwrite") {
+  Fixture f;
+  auto c = f.connect();
+  REQUIRE(f.call(*c, "kv.put", {{"key", "nccl/0"}, {"value", "addr0"}}).is_ok());
+  auto got = f.call(*c, "kv.get", {{"key", "nccl/0"}});
+  CHECK((*got)["value"] == "addr0");
+  CHECK((*f.call(*c, "kv.get", {{"key", "nope"}}))["found"] == false);
+  auto dup = f.call(*c, "kv.put", {{"key", "nccl/0"}, {"value", "other"}, {"overwrite", false}});
+  CHECK(dup.status().code() == StatusCode::kAlreadyExists);
+
+  auto waiter = f.connect();
+  std::optional<Result<nlohmann::json>> waited;
+  waiter->channel->request("kv.wait", {{"key", "nccl/1"}, {"timeout_ms", 5000}}, 10s,
+                           [&](Result<nlohmann::json> r) { waited = std::move(r); });
+  run_until(f.io, [] { return false; }, 30ms);
+  CHECK_FALSE(waited.has_value());
+  REQUIRE(f.call(*c, "kv.put", {{"key", "nccl/1"}, {"value", "addr1"}}).is_ok());
+  REQUIRE(run_until(f.io, [&] { return waited.has_value(); }));
+  CHECK((**waited)["value"] == "addr1");
+
+  auto timeout = f.call(*c, "kv.wait", {{"key", "never"}, {"timeout_ms", 50}});
+  CHECK(timeout.status().code() == StatusCode::kDeadlineExceeded);
+
+  REQUIRE(f.call(*c, "kv.put", {{"key", "gloo/0"}, {"value", "g"}}).is_ok());
+  CHECK((*f.call(*c, "kv.delete", {{"prefix", "nccl/"}}))["num_deleted"] == 2);
+  CHECK((*f.call(*c, "kv.list", {{"prefix", ""}}))["keys"] == nlohmann::json::array({"gloo/0"}));
+}
+
+TEST_CASE("a restarted head recovers nodes and KV; recovered nodes get a grace period to re-attach") {
+  Fixture f;
+  auto a = f.join("1", 1);
+  REQUIRE(f.call(*a, "kv.put", {{"key", "k"}, {"value", "v"}}).is_ok());
+  a.reset();
+  f.head.reset();  // "kill": nothing but the state dir survives
+  f.start_head();
+  CHECK(f.state_of("1") == "Active");
+  CHECK(f.head->state().kv.at("k") == "v");
+  f.clock.advance(2000ms);  // beyond the 1 s timeout, inside the 3 s grace
+  run_until(f.io, [] { return false; }, 20ms);
+  CHECK(f.state_of("1") == "Active");
+  auto back = f.join("1", 1);  // the agent re-attaches
+  f.clock.advance(900ms);
+  back->channel->push("node.heartbeat", {});
+  run_until(f.io, [] { return false; }, 20ms);
+  CHECK(f.state_of("1") == "Active");
+}
+
+TEST_CASE("placement: SPREAD over 1-GPU nodes launches on two agents; impossible stays pending with a reason") {
+  Fixture f;
+  auto a = f.join("1", 1);
+  auto b = f.join("2", 1);
+  auto c = f.join("3", 1);
+  auto client = f.connect();
+  auto r = f.call(*client, "placement.submit",
+                  {{"name", "tp2"}, {"strategy", "SPREAD"},
+                   {"bundles", {{{"resources", {{"GPU", 1}}}, {"command", {"sleep", "1"}}},
+                                {{"resources", {{"GPU", 1}}}, {"command", {"sleep", "1"}}}}}});
+  REQUIRE(r.is_ok());
+  CHECK((*r)["state"] == "placed");
+  auto launched = [&] {
+    int n = 0;
+    for (auto* ag : {a.get(), b.get(), c.get()}) {
+      for (const auto& m : ag->pushes) n += m.type == "bundle.launch";
+    }
+    return n;
+  };
+  REQUIRE(run_until(f.io, [&] { return launched() == 2; }));
+  std::set<std::string> nodes;
+  for (const auto& bundle : (*r)["bundles"]) nodes.insert(bundle["node_id"].get<std::string>());
+  CHECK(nodes.size() == 2);
+
+  nlohmann::json four = nlohmann::json::array();
+  for (int i = 0; i < 4; ++i) four.push_back({{"resources", {{"GPU", 1}}}});
+  auto big = f.call(*client, "placement.submit", {{"name", "too-big"}, {"strategy", "STRICT_SPREAD"}, {"bundles", four}});
+  REQUIRE(big.is_ok());
+  CHECK((*big)["state"] == "pending");
+  auto status = f.head->status_json();
+  REQUIRE(status["pending"].size() == 1);
+  CHECK(status["pending"][0]["reason"].get<std::string>().find("STRICT_SPREAD") != std::string::npos);
+  CHECK(status["resources"]["used"]["GPU"] == 2.0);
+  CHECK(status["resources"]["total"]["GPU"] == 3.0);
+}
+
+TEST_CASE("a pending request is placed when a node joins") {
+  Fixture f;
+  auto a = f.join("1", 1);
+  auto client = f.connect();
+  auto r = f.call(*client, "placement.submit",
+                  {{"strategy", "STRICT_SPREAD"}, {"bundles", {{{"resources", {{"GPU", 1}}}}, {{"resources", {{"GPU", 1}}}}}}});
+  CHECK((*r)["state"] == "pending");
+  auto b = f.join("2", 1);
+  REQUIRE(run_until(f.io, [&] { return f.head->state().groups.begin()->second.state == "placed"; }));
+}

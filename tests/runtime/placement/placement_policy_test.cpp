@@ -1,0 +1,128 @@
+#include "runtime/placement/placement_policy.h"
+
+#include <set>
+
+#include <doctest/doctest.h>
+
+using namespace llmctl::placement;
+
+namespace {
+
+NodeCapacity node(const std::string& id, double gpus, double cpus = 8) {
+  ResourceSet r{{"GPU", gpus}, {"CPU", cpus}, {"node:" + id, 1}};
+  return {id, r, r};
+}
+
+std::set<std::string> distinct(const std::vector<std::string>& ids) { return {ids.begin(), ids.end()}; }
+
+}  // namespace
+
+TEST_CASE("fits and subtract treat absent names as zero") {
+  CHECK(fits({{"GPU", 1}}, {{"GPU", 1}, {"CPU", 4}}));
+  CHECK_FALSE(fits({{"GPU", 1}}, {{"CPU", 4}}));
+  CHECK(fits({{"GPU", 0.5}, {"x", 0}}, {{"GPU", 0.5}}));
+  ResourceSet a{{"GPU", 1}};
+  subtract_from(a, {{"GPU", 0.3}});
+  subtract_from(a, {{"GPU", 0.7}});
+  CHECK(a["GPU"] == 0.0);
+}
+
+TEST_CASE("resources_from_json rejects negative and non-numeric values, naming the key") {
+  CHECK(resources_from_json(nlohmann::json{{"GPU", 1}, {"node:a", 1}}).is_ok());
+  auto bad = resources_from_json(nlohmann::json{{"GPU", -1}});
+  REQUIRE_FALSE(bad.is_ok());
+  CHECK(bad.status().message().find("GPU") != std::string::npos);
+  CHECK_FALSE(resources_from_json(nlohmann::json{{"CPU", "two"}}).is_ok());
+  CHECK_FALSE(resources_from_json(nlohmann::json::array()).is_ok());
+}
+
+TEST_CASE("parse_strategy accepts the four names in any case") {
+  CHECK(*parse_strategy("spread") == Strategy::kSpread);
+  CHECK(*parse_strategy("STRICT_PACK") == Strategy::kStrictPack);
+  CHECK_FALSE(parse_strategy("RANDOM").is_ok());
+}
+
+TEST_CASE("SPREAD of two 1-GPU bundles over 1-GPU nodes lands on two nodes") {
+  auto d = place({{{"GPU", 1}}, {{"GPU", 1}}}, Strategy::kSpread, {node("a", 1), node("b", 1), node("c", 1)});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids.size() == 2);
+  CHECK(distinct(d.node_ids).size() == 2);
+}
+
+TEST_CASE("SPREAD reuses nodes when there are fewer nodes than bundles") {
+  auto d = place({{{"CPU", 1}}, {{"CPU", 1}}, {{"CPU", 1}}}, Strategy::kSpread, {node("a", 0), node("b", 0)});
+  REQUIRE(d.placed);
+  CHECK(distinct(d.node_ids).size() == 2);
+}
+
+TEST_CASE("PACK puts everything on one node when it fits") {
+  auto d = place({{{"GPU", 1}}, {{"GPU", 1}}}, Strategy::kPack, {node("a", 1), node("b", 4), node("c", 1)});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids == std::vector<std::string>{"b", "b"});
+}
+
+TEST_CASE("PACK spills over when no node holds all bundles") {
+  auto d = place({{{"GPU", 1}}, {{"GPU", 1}}, {{"GPU", 1}}}, Strategy::kPack, {node("a", 2), node("b", 1)});
+  REQUIRE(d.placed);
+  CHECK(std::count(d.node_ids.begin(), d.node_ids.end(), "a") == 2);
+  CHECK(std::count(d.node_ids.begin(), d.node_ids.end(), "b") == 1);
+}
+
+TEST_CASE("STRICT_PACK fails rather than splitting, and says why") {
+  auto d = place({{{"GPU", 1}}, {{"GPU", 1}}}, Strategy::kStrictPack, {node("a", 1), node("b", 1)});
+  CHECK_FALSE(d.placed);
+  CHECK(d.infeasible);
+  CHECK(d.reason.find("STRICT_PACK") != std::string::npos);
+  auto ok = place({{{"GPU", 1}}, {{"GPU", 1}}}, Strategy::kStrictPack, {node("a", 1), node("b", 2)});
+  REQUIRE(ok.placed);
+  CHECK(ok.node_ids == std::vector<std::string>{"b", "b"});
+}
+
+TEST_CASE("STRICT_SPREAD needs as many distinct nodes as bundles") {
+  auto d = place({{{"GPU", 1}}, {{"GPU", 1}}, {{"GPU", 1}}}, Strategy::kStrictSpread, {node("a", 2), node("b", 2)});
+  CHECK_FALSE(d.placed);
+  CHECK(d.infeasible);
+  CHECK(d.reason.find("distinct") != std::string::npos);
+  auto ok = place({{{"GPU", 1}}, {{"GPU", 1}}}, Strategy::kStrictSpread, {node("a", 2), node("b", 2)});
+  REQUIRE(ok.placed);
+  CHECK(distinct(ok.node_ids).size() == 2);
+}
+
+TEST_CASE("STRICT_SPREAD backtracks past a greedy dead end") {
+  // Bundle 0 fits anywhere, bundle 1 only on "a": a greedy pick of "a" for
+  // bundle 0 would fail; the matching must put bundle 0 on "b".
+  NodeCapacity a{"a", {{"GPU", 1}, {"special", 1}}, {{"GPU", 1}, {"special", 1}}};
+  NodeCapacity b{"b", {{"GPU", 1}}, {{"GPU", 1}}};
+  auto d = place({{{"GPU", 1}}, {{"GPU", 1}, {"special", 1}}}, Strategy::kStrictSpread, {a, b});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids == std::vector<std::string>{"b", "a"});
+}
+
+TEST_CASE("busy resources make a request wait, not infeasible") {
+  NodeCapacity a = node("a", 1);
+  a.available["GPU"] = 0;  // granted to someone else
+  auto d = place({{{"GPU", 1}}}, Strategy::kPack, {a});
+  CHECK_FALSE(d.placed);
+  CHECK_FALSE(d.infeasible);
+  CHECK(d.reason.find("GPU") != std::string::npos);
+}
+
+TEST_CASE("a resource no node has is infeasible, naming it") {
+  auto d = place({{{"GPU", 8}}}, Strategy::kSpread, {node("a", 1), node("b", 1)});
+  CHECK_FALSE(d.placed);
+  CHECK(d.infeasible);
+  CHECK(d.reason.find("GPU: 8") != std::string::npos);
+}
+
+TEST_CASE("custom node resources pin a bundle to a node") {
+  auto d = place({{{"node:c", 0.5}}}, Strategy::kPack, {node("a", 1), node("b", 1), node("c", 1)});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids[0] == "c");
+}
+
+TEST_CASE("no nodes and no bundles are reported, not crashed on") {
+  CHECK_FALSE(place({{{"GPU", 1}}}, Strategy::kPack, {}).placed);
+  auto d = place({}, Strategy::kPack, {node("a", 1)});
+  CHECK_FALSE(d.placed);
+  CHECK(d.infeasible);
+}
