@@ -64,6 +64,9 @@ class Backend {
 
   // Zero-filled device memory; RESOURCE errors as UNAVAILABLE.
   virtual Result<std::unique_ptr<DeviceBuffer>> allocate(std::size_t size_bytes) = 0;
+  // Frees what allocate() returned; called by ~DeviceBuffer. The default
+  // frees host memory from the CPU backend's aligned allocator.
+  virtual void deallocate(void* data);
   virtual void copy_to_device(void* dst, const void* src, std::size_t size_bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, std::size_t size_bytes) = 0;
   // Waits for queued work (no-op on the CPU).

@@ -15,11 +15,10 @@
 
 namespace llmctl::kernels {
 
-DeviceBuffer::~DeviceBuffer() {
-  // Backends free through the same allocator; the CPU one uses aligned new.
-  (void)backend_;
-  ::operator delete(data_, std::align_val_t{64});
-}
+DeviceBuffer::~DeviceBuffer() { backend_->deallocate(data_); }
+
+// The CPU backend allocates with aligned new; device backends override.
+void Backend::deallocate(void* data) { ::operator delete(data, std::align_val_t{64}); }
 
 namespace cpu {
 namespace {

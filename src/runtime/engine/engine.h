@@ -31,6 +31,7 @@ struct EngineConfig {
   SchedulerConfig scheduler;   // num_blocks 0: derived from kv_cache_bytes
   int64_t kv_cache_bytes = 0;  // 0: room for max_num_seqs sequences of max_model_len (capped at 4 GiB)
   int num_threads = 0;         // CPU backend threads; 0: all cores
+  std::string device = "cpu";  // cpu, cuda, cuda:N, auto (kernels/backend_factory.h)
 };
 
 struct CompletionOutput {

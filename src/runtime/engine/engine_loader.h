@@ -1,4 +1,5 @@
-// Builds an Engine from a model folder on the CPU backend: config.json,
+// Builds an Engine from a model folder on the backend EngineConfig::device
+// names (cpu, cuda, auto): config.json,
 // generation_config.json (its eos ids join config.json's), safetensors.
 #pragma once
 

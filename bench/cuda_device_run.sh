@@ -1,0 +1,37 @@
+#!/bin/bash
+# Everything the GPU machine runs in one call (device time is scarce), from
+# the repository root there, with the pack made by bench/cuda_device_pack.sh
+# in .device-carry/: the gpu-labelled doctest binary, the stories260K greedy
+# comparison (cuda vs cpu vs transformers), and the decode benchmark.
+# Results go to $OUT (or ./device-out).
+set -u
+out=${OUT:-device-out}
+mkdir -p "$out"
+c=.device-carry/pack
+if [ -f .device-carry/pack.tar.xz ]; then rm -rf "$c"; mkdir -p "$c"; tar -C "$c" -xJf .device-carry/pack.tar.xz; fi
+# cuBLAS (and NCCL, which the binary links) are the host's, as on any GPU
+# host: the CUDA toolkit's, else PyTorch's wheels.
+extra=/usr/local/cuda/lib64
+for lib in libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
+  [ -e "/usr/local/cuda/lib64/$lib" ] && continue
+  found=$(find / -xdev -name "$lib" 2>/dev/null | head -1)
+  [ -n "$found" ] && extra="$extra:$(dirname "$found")"
+done
+export LD_LIBRARY_PATH="$c/lib:$extra:${LD_LIBRARY_PATH:-}"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv; date -u; } 2>&1 | tee "$out/device.txt"
+echo "== kernels_cuda_test"
+"$c/kernels_cuda_test" 2>&1 | tee "$out/kernels_cuda_test.log"
+echo "kernels_cuda_test exit ${PIPESTATUS[0]}" | tee -a "$out/kernels_cuda_test.log"
+echo "== kernels_cuda_engine_test"
+LLMCTL_STORIES_DIR="$c/stories260K" "$c/kernels_cuda_engine_test" 2>&1 | tee "$out/kernels_cuda_engine_test.log"
+echo "kernels_cuda_engine_test exit ${PIPESTATUS[0]}" | tee -a "$out/kernels_cuda_engine_test.log"
+if [ -x "$c/llmctl" ]; then
+echo "== stories260K greedy through llmctl generate"
+LLMCTL_BIN="$c/llmctl" LLMCTL_STORIES_DIR="$c/stories260K" python3 tests/kernels/cuda/stories_greedy_test.py 2>&1 | tee "$out/stories_greedy.log"
+echo "stories exit ${PIPESTATUS[0]}" | tee -a "$out/stories_greedy.log"
+"$c/llmctl" generate --model "$c/stories260K" --device auto --prompt "Once upon a time" --max-tokens 40 --temperature 0 2>&1 | tee "$out/generate_auto.txt"
+fi
+echo "== decode bench"
+timeout 420 "$c/cuda_decode_bench" "$@" > "$out/cuda_decode_bench.jsonl" 2> >(tee "$out/cuda_decode_bench.err" >&2)
+echo "bench exit $?"
+cat "$out/cuda_decode_bench.jsonl"

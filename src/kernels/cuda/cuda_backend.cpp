@@ -1,0 +1,165 @@
+// The CUDA backend: owns the device's stream, the cuBLAS handle and the
+// stream-ordered memory pool, and forwards each op to its kernel file. Ops
+// enqueue and return; the engine's copy_to_host + synchronize end a step.
+#include "kernels/cuda_backend.h"
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace llmctl::kernels {
+namespace cuda {
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUBLAS_CHECK(cublasCreate(&cublas_));
+    CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    // Keep freed blocks in the pool: the engine frees and reallocates its
+    // per-step buffers every step, and returning memory to the driver at each
+    // synchronisation would make every allocation a real cudaMalloc.
+    cudaMemPool_t pool = nullptr;
+    CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+    uint64_t threshold = UINT64_MAX;
+    CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  ~CudaBackend() override {
+    // Best effort: a broken device must not turn shutdown into an abort.
+    (void)cudaSetDevice(device_);
+    (void)cudaStreamSynchronize(stream_);
+    (void)cublasDestroy(cublas_);
+    (void)cudaStreamDestroy(stream_);
+  }
+
+  std::string_view name() const override { return "cuda"; }
+
+  Result<std::unique_ptr<DeviceBuffer>> allocate(std::size_t size_bytes) override {
+    bind();
+    void* p = nullptr;
+    const std::size_t rounded = size_bytes == 0 ? 256 : (size_bytes + 255) / 256 * 256;
+    const cudaError_t err = cudaMallocAsync(&p, rounded, stream_);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();  // clear the sticky-free error so later calls do not see it
+      return Status::unavailable("cuda backend: cannot allocate " + std::to_string(size_bytes) +
+                                 " bytes on device " + std::to_string(device_) + ": " + cudaGetErrorString(err));
+    }
+    CUDA_CHECK(cudaMemsetAsync(p, 0, rounded, stream_));
+    return std::make_unique<DeviceBuffer>(this, p, size_bytes);
+  }
+
+  void deallocate(void* data) override {
+    if (data == nullptr) return;
+    bind();
+    CUDA_CHECK(cudaFreeAsync(data, stream_));
+  }
+
+  void copy_to_device(void* dst, const void* src, std::size_t n) override {
+    bind();
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy_to_host(void* dst, const void* src, std::size_t n) override {
+    bind();
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void synchronize() override {
+    bind();
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden) override {
+    bind();
+    cuda::embedding(out, ids, table, num_tokens, hidden, stream_);
+  }
+  void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n, float eps) override {
+    bind();
+    cuda::rms_norm(out, x, weight, rows, n, eps, stream_);
+  }
+  void add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n,
+                    float eps) override {
+    bind();
+    cuda::add_rms_norm(out, residual, x, weight, rows, n, eps, stream_);
+  }
+  void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
+              int64_t out_features, int64_t in_features) override {
+    bind();
+    cuda::linear(out, x, w, bias, num_tokens, out_features, in_features, cublas_, stream_);
+  }
+  void rope(float* q, int64_t q_stride, float* k, int64_t k_stride, const int32_t* positions,
+            const float* inv_freq, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
+            int64_t head_dim) override {
+    bind();
+    cuda::rope(q, q_stride, k, k_stride, positions, inv_freq, num_tokens, num_q_heads, num_kv_heads, head_dim,
+               stream_);
+  }
+  void silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width) override {
+    bind();
+    cuda::silu_and_mul(out, gate_up, num_tokens, width, stream_);
+  }
+  void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim) override {
+    bind();
+    cuda::store_kv(k_cache, v_cache, k, k_stride, v, v_stride, slot_mapping, num_tokens, num_kv_heads, head_dim,
+                   stream_);
+  }
+  void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
+                       const AttentionBatch& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                       float scale, int64_t sliding_window) override {
+    bind();
+    PagedAttentionArgs args;
+    args.num_seqs = batch.num_seqs;
+    args.query_start = batch.query_start;
+    args.context_len = batch.context_len;
+    args.block_tables = batch.block_tables;
+    args.max_blocks_per_seq = batch.max_blocks_per_seq;
+    args.block_size = batch.block_size;
+    cuda::paged_attention(out, q, q_stride, k_cache, v_cache, args, num_q_heads, num_kv_heads, head_dim, scale,
+                          sliding_window, stream_);
+  }
+  void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width) override {
+    bind();
+    cuda::gather_rows(out, x, indices, num_rows, width, stream_);
+  }
+
+ private:
+  // The engine thread may not be the thread that built the backend, and a
+  // thread's current device defaults to 0.
+  void bind() const { CUDA_CHECK(cudaSetDevice(device_)); }
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+};
+
+}  // namespace
+}  // namespace cuda
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
+  const int count = cuda_device_count();
+  if (count == 0) return Status::unavailable("cuda backend: no CUDA device is visible (driver missing or no GPU)");
+  if (device < 0 || device >= count) {
+    return Status::unavailable("cuda backend: device " + std::to_string(device) + " does not exist (" +
+                               std::to_string(count) + " visible)");
+  }
+  return std::unique_ptr<Backend>(std::make_unique<cuda::CudaBackend>(device));
+}
+
+}  // namespace llmctl::kernels

@@ -1,0 +1,54 @@
+// The CUDA backend's op entries, one per .cu file in this folder. Each
+// validates its shapes (aborting through CUDA_REQUIRE on a broken contract),
+// then launches on `stream`; none synchronises. Pointers are device memory;
+// shapes and semantics are those of the same-named kernels::Backend op
+// (kernels/kernels.h). This header is plain C++17 so nvcc compiles it.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace llmctl::kernels::cuda {
+
+void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden,
+               cudaStream_t stream);
+
+void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n, float eps,
+              cudaStream_t stream);
+
+void add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n,
+                  float eps, cudaStream_t stream);
+
+// cublas must already be bound to `stream`.
+void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
+            int64_t out_features, int64_t in_features, cublasHandle_t cublas, cudaStream_t stream);
+
+void rope(float* q, int64_t q_stride, float* k, int64_t k_stride, const int32_t* positions, const float* inv_freq,
+          int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim, cudaStream_t stream);
+
+void silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width, cudaStream_t stream);
+
+void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+              const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
+              cudaStream_t stream);
+
+// The AttentionBatch fields, spelled out so this header needs no kernels.h.
+struct PagedAttentionArgs {
+  int32_t num_seqs = 0;
+  const int32_t* query_start = nullptr;
+  const int32_t* context_len = nullptr;
+  const int32_t* block_tables = nullptr;
+  int32_t max_blocks_per_seq = 0;
+  int32_t block_size = 0;
+};
+
+void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
+                     const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                     float scale, int64_t sliding_window, cudaStream_t stream);
+
+void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width,
+                 cudaStream_t stream);
+
+}  // namespace llmctl::kernels::cuda

@@ -1,0 +1,35 @@
+// Embedding lookup: out[t, :] = table[ids[t], :].
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace llmctl::kernels::cuda {
+namespace {
+
+struct EmbeddingLaunch {
+  static constexpr int kThreads = 256;  // one block per token, threads stride the row
+};
+
+__global__ void embedding_kernel(float* out, const int32_t* ids, const float* table, int64_t hidden) {
+  const int64_t t = blockIdx.x;
+  const float* src = table + static_cast<int64_t>(ids[t]) * hidden;
+  float* dst = out + t * hidden;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) dst[i] = src[i];
+}
+
+void launch_embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden,
+                      cudaStream_t stream) {
+  embedding_kernel<<<static_cast<unsigned>(num_tokens), EmbeddingLaunch::kThreads, 0, stream>>>(out, ids, table,
+                                                                                                  hidden);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden,
+               cudaStream_t stream) {
+  CUDA_REQUIRE(num_tokens >= 0 && num_tokens < (int64_t{1} << 31) && hidden > 0);
+  if (num_tokens == 0) return;
+  launch_embedding(out, ids, table, num_tokens, hidden, stream);
+}
+
+}  // namespace llmctl::kernels::cuda

@@ -1,0 +1,44 @@
+// Writes the step's k/v rows into the paged cache at slot_mapping[t]
+// (negative: the token is skipped, e.g. a prefix-cache hit).
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace llmctl::kernels::cuda {
+namespace {
+
+struct StoreKvLaunch {
+  static constexpr int kThreads = 256;  // one block per token; threads stride KV * D
+};
+
+__global__ void store_kv_kernel(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v,
+                                int64_t v_stride, const int32_t* slot_mapping, int64_t row) {
+  const int64_t t = blockIdx.x;
+  const int64_t slot = slot_mapping[t];
+  if (slot < 0) return;
+  for (int64_t i = threadIdx.x; i < row; i += blockDim.x) {
+    k_cache[slot * row + i] = k[t * k_stride + i];
+    v_cache[slot * row + i] = v[t * v_stride + i];
+  }
+}
+
+void launch_store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v,
+                     int64_t v_stride, const int32_t* slot_mapping, int64_t num_tokens, int64_t row,
+                     cudaStream_t stream) {
+  store_kv_kernel<<<static_cast<unsigned>(num_tokens), StoreKvLaunch::kThreads, 0, stream>>>(
+      k_cache, v_cache, k, k_stride, v, v_stride, slot_mapping, row);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+              const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
+              cudaStream_t stream) {
+  const int64_t row = num_kv_heads * head_dim;
+  CUDA_REQUIRE(num_tokens >= 0 && num_tokens < (int64_t{1} << 31) && row > 0);
+  CUDA_REQUIRE(k_stride >= row && v_stride >= row);
+  if (num_tokens == 0) return;
+  launch_store_kv(k_cache, v_cache, k, k_stride, v, v_stride, slot_mapping, num_tokens, row, stream);
+}
+
+}  // namespace llmctl::kernels::cuda

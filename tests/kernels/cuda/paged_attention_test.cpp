@@ -1,0 +1,95 @@
+// Paged attention on the GPU against the CPU backend: decode, prefill,
+// chunked prefill and mixed batches, GQA, sliding windows, scattered blocks.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cuda_test_util.h"
+
+namespace llmctl::kernels::test {
+namespace {
+
+struct SeqShape {
+  int32_t num_queries;  // the step's tokens of this sequence (its last ones)
+  int32_t context_len;  // tokens in the cache, the step's included
+};
+
+void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>& seqs, int64_t qh, int64_t kvh,
+                     int64_t head_dim, int64_t sliding_window) {
+  const int32_t block_size = 16;
+  std::vector<int32_t> query_start{0}, context_len;
+  int32_t max_blocks = 1, total_blocks = 0;
+  for (const SeqShape& s : seqs) {
+    query_start.push_back(query_start.back() + s.num_queries);
+    context_len.push_back(s.context_len);
+    const int32_t blocks = (s.context_len + block_size - 1) / block_size;
+    max_blocks = std::max(max_blocks, blocks);
+    total_blocks += blocks;
+  }
+  const auto num_seqs = static_cast<int32_t>(seqs.size());
+  // Every sequence's blocks are scattered over a shuffled pool; unused table
+  // entries point at block 0 as the engine leaves them.
+  const int32_t pool = total_blocks + 3;
+  std::vector<int32_t> ids(static_cast<std::size_t>(pool));
+  for (int32_t i = 0; i < pool; ++i) ids[static_cast<std::size_t>(i)] = i;
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<int32_t> tables(static_cast<std::size_t>(num_seqs) * max_blocks, 0);
+  int32_t next = 0;
+  for (int32_t s = 0; s < num_seqs; ++s) {
+    const int32_t blocks = (context_len[static_cast<std::size_t>(s)] + block_size - 1) / block_size;
+    for (int32_t j = 0; j < blocks; ++j) tables[static_cast<std::size_t>(s * max_blocks + j)] = ids[static_cast<std::size_t>(next++)];
+  }
+  const int64_t tokens = query_start.back();
+  const int64_t q_stride = (qh + 2 * kvh) * head_dim;  // q inside fused qkv rows
+  const auto q = random_floats(rng, tokens * q_stride, -2.0f, 2.0f);
+  const int64_t cache_elems = static_cast<int64_t>(pool) * block_size * kvh * head_dim;
+  const auto k_cache = random_floats(rng, cache_elems), v_cache = random_floats(rng, cache_elems);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+
+  AttentionBatch cpu_batch;
+  cpu_batch.num_seqs = num_seqs;
+  cpu_batch.query_start = query_start.data();
+  cpu_batch.context_len = context_len.data();
+  cpu_batch.block_tables = tables.data();
+  cpu_batch.max_blocks_per_seq = max_blocks;
+  cpu_batch.block_size = block_size;
+  std::vector<float> want(static_cast<std::size_t>(tokens * qh * head_dim));
+  b.cpu->paged_attention(want.data(), q.data(), q_stride, k_cache.data(), v_cache.data(), cpu_batch, qh, kvh, head_dim,
+                         scale, sliding_window);
+
+  GuardedArray<float> d_q(*b.gpu, tokens * q_stride, &q), d_k(*b.gpu, cache_elems, &k_cache),
+      d_v(*b.gpu, cache_elems, &v_cache), d_out(*b.gpu, tokens * qh * head_dim);
+  GuardedArray<int32_t> d_qs(*b.gpu, num_seqs + 1, &query_start), d_ctx(*b.gpu, num_seqs, &context_len),
+      d_tables(*b.gpu, static_cast<int64_t>(tables.size()), &tables);
+  AttentionBatch gpu_batch = cpu_batch;
+  gpu_batch.query_start = d_qs.data();
+  gpu_batch.context_len = d_ctx.data();
+  gpu_batch.block_tables = d_tables.data();
+  b.gpu->paged_attention(d_out.data(), d_q.data(), q_stride, d_k.data(), d_v.data(), gpu_batch, qh, kvh, head_dim,
+                         scale, sliding_window);
+  check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention");
+}
+
+TEST_CASE("cuda paged_attention matches the cpu") {
+  Backends b;
+  std::mt19937 rng(31);
+  for (const int64_t head_dim : {8, 64, 128, 256}) {
+    CAPTURE(head_dim);
+    SUBCASE("decode batch, GQA 4:1, contexts from 1 to past many blocks") {
+      check_attention(b, rng, {{1, 1}, {1, 17}, {1, 300}, {1, 1000}}, 8, 2, head_dim, 0);
+    }
+    SUBCASE("prefill of several sequences, no GQA") {
+      check_attention(b, rng, {{5, 5}, {40, 40}, {130, 130}}, 4, 4, head_dim, 0);
+    }
+    SUBCASE("chunked prefill and decode mixed in one step, GQA 8:1") {
+      check_attention(b, rng, {{7, 50}, {1, 33}, {64, 64}, {100, 2100}}, 16, 2, head_dim, 0);
+    }
+    SUBCASE("sliding window") {
+      check_attention(b, rng, {{1, 200}, {50, 90}, {3, 16}}, 4, 2, head_dim, 16);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llmctl::kernels::test
