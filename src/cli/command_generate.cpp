@@ -22,9 +22,6 @@ struct GenerateOptions {
 };
 
 int run_generate(const GenerateOptions& o) {
-  if (o.device != "auto" && o.device != "cpu") {
-    return report_error("generate", Status::unimplemented("--device " + o.device + ": only the CPU backend exists yet"));
-  }
   auto tok = tokenizer::Tokenizer::load(o.model);
   if (!tok.is_ok()) return report_error("generate", tok.status());
   const tokenizer::Tokenizer& tokenizer = *tok;
@@ -42,6 +39,7 @@ int run_generate(const GenerateOptions& o) {
     };
   }
   engine::EngineConfig config;
+  config.device = o.device;
   config.scheduler.max_num_seqs = 1;
   config.scheduler.max_model_len = 0;  // the model's max_position_embeddings
   auto detokenize = [&tokenizer](std::span<const int32_t> ids) { return tokenizer.decode(ids, true); };
@@ -99,7 +97,7 @@ void register_generate(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass")->capture_default_str();
   cmd->add_option("--top-k", o->top_k, "Keep the k most likely tokens (-1: all)")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for reproducible sampling");
-  cmd->add_option("--device", o->device, "cpu, cuda, or auto")->capture_default_str();
+  cmd->add_option("--device", o->device, "cpu, cuda, cuda:N, or auto (cuda when a GPU is visible)")->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--json", o->json, R"(Print {"text","token_ids","finish_reason","usage"})");
   cmd->callback([&ctx, o] {
