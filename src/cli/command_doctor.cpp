@@ -1,33 +1,214 @@
 // llmctl doctor: find what will break a multi-node cluster, before it breaks (issue #3).
+//   llmctl doctor                          local checks of this node
+//   llmctl doctor --listen [--token T]     answer other nodes' checks until Ctrl-C
+//   llmctl doctor --peers h1,h2 --token T  local checks + checks against peers' listeners
+//   llmctl doctor cluster.toml             ports/env/nodes from the file; peers with listeners
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "cli/cli_context.h"
+#include "common/logging.h"
+#include "common/state_dir.h"
+#include "config/cluster_config.h"
+#include "netcheck/local_checks.h"
+#include "netcheck/report/report_json.h"
+#include "netcheck/report/report_table.h"
+#include "runtime/doctor/doctor_service.h"
+#include "runtime/doctor/node_facts.h"
+#include "runtime/doctor/peer_checker.h"
 
 namespace llmctl::cli {
+namespace {
+
+struct DoctorOptions {
+  std::string config;
+  std::string peers;
+  std::string address;
+  std::string token;
+  std::string model;
+  std::string node_ip;
+  bool listen = false;
+  bool deep = false;
+  bool json = false;
+};
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+// Which node of the config this machine is: its host name or an address of ours.
+const NodeConfig* find_self(const ClusterConfig& config, const netcheck::HostView& host) {
+  std::string me = host.hostname();
+  auto interfaces = host.interfaces();
+  auto is_mine = [&](const std::string& a) {
+    for (const auto& iface : interfaces) {
+      for (const auto& ia : iface.addresses) {
+        if (ia.address == a && !iface.loopback) return true;
+      }
+    }
+    return false;
+  };
+  for (const auto* node : config.nodes()) {
+    if (node->host == me || (!node->node_ip.empty() && is_mine(node->node_ip)) || is_mine(node->host)) return node;
+  }
+  return nullptr;
+}
+
+int print_report(const std::vector<netcheck::CheckResult>& results, bool json) {
+  if (json) {
+    std::fputs(netcheck::render_json(results).c_str(), stdout);
+  } else {
+    std::fputs(netcheck::render_table(results, ::isatty(STDOUT_FILENO) != 0).c_str(), stdout);
+  }
+  return netcheck::summarize(results).fail > 0 ? kExitFailure : kExitOk;
+}
+
+int run_listen(const doctor::DoctorServiceOptions& service_options, const netcheck::HostView& host) {
+  auto service = doctor::DoctorService::start(service_options, host);
+  if (!service.is_ok()) return report_error("doctor", service.status());
+  const auto& summary = (*service)->summary();
+  const PortsConfig& ports = service_options.probe.ports;
+  if (!summary.has(ports.head)) {
+    // Peers find the listener on the head port; without it nothing can be checked.
+    return report_error("doctor", Status::already_exists(fmt::format(
+                                      "cannot listen on head port {} ({}); run `llmctl doctor` to see what holds it",
+                                      ports.head, fmt::join(summary.failures, "; "))));
+  }
+  std::string address = doctor::advertised_address(host, service_options.probe.node_ip);
+  fmt::print("llmctl doctor: listening on {} ports of {} ({} of {} in {}-{}{}{})\n", summary.bound_ports.size(),
+             service_options.probe.bind_address, summary.range_bound, summary.range_total, ports.node_range.first,
+             ports.node_range.last, summary.failures.empty() ? "" : "; not bound: ",
+             fmt::join(summary.failures, ", "));
+  fmt::print("check from another node: llmctl doctor --peers {} --token {}\n", address.empty() ? host.hostname() : address,
+             service_options.token);
+  std::fflush(stdout);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  while (!g_stop) ::usleep(100 * 1000);
+  (*service)->stop();
+  return kExitOk;
+}
+
+int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
+  setup_logging(global, "doctor", /*to_file=*/false);
+  if (o.deep && o.model.empty()) return report_error("doctor", Status::invalid_argument("--deep needs --model PATH"));
+  if (o.listen && !o.peers.empty()) {
+    return report_error("doctor", Status::invalid_argument("--listen and --peers are separate runs: listen on every node, check from one"));
+  }
+  if (!o.address.empty()) {
+    return report_error("doctor", Status::unimplemented(
+                                      "--address needs the cluster control plane (issue #8); use --peers with `llmctl doctor --listen` on each node"));
+  }
+  netcheck::RealHostView host;
+  netcheck::ProbeOptions probe;
+  probe.node_name = host.hostname();
+  probe.node_ip = o.node_ip;
+  probe.state_dir = resolve_state_dir(global);
+  if (!o.model.empty()) probe.model_dirs.push_back(o.model);
+
+  std::vector<std::string> peers = split_list(o.peers);
+  bool from_config = !o.config.empty();
+  std::string ssh_note;
+  if (from_config) {
+    auto config = load_cluster_config(o.config);
+    if (!config.is_ok()) return report_error("doctor", config.status().with_context(o.config));
+    probe.ports = config->ports;
+    probe.env = config->env;
+    const NodeConfig* self = find_self(*config, host);
+    if (self != nullptr && probe.node_ip.empty()) probe.node_ip = self->node_ip;
+    if (self != nullptr && !self->state_dir.empty() && global.state_dir.empty()) probe.state_dir = self->state_dir;
+    for (const auto* node : config->nodes()) {
+      if (node == self) continue;
+      std::string target = node->node_ip.empty() ? node->host : node->node_ip;
+      if (std::find(peers.begin(), peers.end(), target) == peers.end()) peers.push_back(target);
+    }
+    for (const auto& m : config->models) {
+      if (o.model.empty() && !m.path.empty()) probe.model_dirs.push_back(m.path);
+    }
+  }
+  probe.peers = peers;
+
+  std::string token = o.token;
+  if (o.listen) {
+    if (token.empty()) token = doctor::generate_token();
+    doctor::DoctorServiceOptions service_options;
+    service_options.probe = probe;
+    service_options.token = token;
+    // Test-only: lets integration tests stand up a peer that reports another version.
+    if (const char* fake = std::getenv("LLMCTL_FAKE_VERSION")) service_options.version_override = fake;
+    return run_listen(service_options, host);
+  }
+
+  doctor::raise_open_file_limit();
+  std::vector<netcheck::CheckResult> results = netcheck::run_local_checks(host, probe);
+  if (from_config) {
+    results.push_back({probe.node_name, "cluster.ssh", netcheck::CheckStatus::kSkip,
+                       "starting listeners on the nodes over SSH comes with `llmctl up` (issue #10); nodes without a "
+                       "running listener are skipped",
+                       "on each node: llmctl doctor --listen --token <token>, then rerun with --token <token>"});
+  }
+  if (!peers.empty()) {
+    if (token.empty()) {
+      if (!from_config) return report_error("doctor", Status::invalid_argument("--peers needs --token (or LLMCTL_TOKEN)"));
+      results.push_back({probe.node_name, "peer.connect", netcheck::CheckStatus::kSkip,
+                         "no --token given, so the other nodes were not checked", "rerun with --token <token>"});
+    } else {
+      // Our own listeners, so peers can connect back (bind what is free; what a
+      // local check found taken is reported there).
+      doctor::DoctorServiceOptions service_options;
+      service_options.probe = probe;
+      service_options.token = token;
+      auto service = doctor::DoctorService::start(service_options, host);
+      doctor::PeerCheckOptions peer_options;
+      peer_options.peers = peers;
+      peer_options.token = token;
+      peer_options.local = probe;
+      peer_options.model_path = o.model;
+      peer_options.deep = o.deep;
+      peer_options.missing_listener_is_skip = from_config && o.peers.empty();
+      auto found = doctor::check_peers(host, peer_options, service.is_ok() ? service->get() : nullptr);
+      results.insert(results.end(), found.begin(), found.end());
+    }
+  }
+  return print_report(results, o.json);
+}
+
+}  // namespace
 
 void register_doctor(CLI::App& app, CliContext& ctx) {
-  struct Options {
-    std::string config;
-    std::string peers;
-    std::string address;
-    std::string token;
-    std::string model;
-    std::string node_ip;
-    bool listen = false;
-    bool deep = false;
-    bool json = false;
-  };
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<DoctorOptions>();
   CLI::App* cmd = app.add_subcommand("doctor", "Check ports, hostnames, NICs, GPUs and limits on this node or the cluster");
-  cmd->add_option("config", o->config, "cluster.toml: check every node it lists (over SSH)");
-  cmd->add_option("--peers", o->peers, "Comma-separated peers running `llmctl doctor --listen` to check against");
+  cmd->add_option("config", o->config, "cluster.toml: its ports, [env] and nodes (nodes must run `doctor --listen`)");
+  cmd->add_option("--peers", o->peers, "Comma-separated peers (HOST or HOST:PORT) running `llmctl doctor --listen`");
   cmd->add_option("--address", o->address, "A running cluster's head (HOST:PORT) whose nodes to check");
   cmd->add_option("--token", o->token, "Cluster token for --listen, --peers and --address")->envname("LLMCTL_TOKEN");
   cmd->add_option("--model", o->model, "Model folder that must exist with the same content on every node");
   cmd->add_option("--node-ip-address", o->node_ip, "The address this node advertises (default: what its hostname resolves to)");
-  cmd->add_flag("--listen", o->listen, "Open listeners on the cluster ports and answer peers' probes");
-  cmd->add_flag("--deep", o->deep, "With --model: compare checksums, not only file sizes");
+  cmd->add_flag("--listen", o->listen, "Open listeners on the cluster ports and answer peers' probes until Ctrl-C");
+  cmd->add_flag("--deep", o->deep, "With --model: compare SHA-256 checksums, not only file sizes");
   cmd->add_flag("--json", o->json, "Print {\"checks\":[...],\"summary\":{...}}");
-  cmd->footer("Exit status: 0 when nothing failed, 1 when a check failed, 2 on usage errors.");
-  cmd->callback([&ctx, o] { ctx.action = [] { return not_implemented("doctor", 3); }; });
+  cmd->footer(
+      "Examples:\n"
+      "  llmctl doctor                                   this node\n"
+      "  llmctl doctor --listen --token T                on every other node, then:\n"
+      "  llmctl doctor --peers lf002,lf003 --token T     reachability both ways, names, versions, clocks\n"
+      "Exit status: 0 when nothing failed, 1 when a check failed, 2 on usage errors.");
+  cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_doctor(ctx.global, *o); }; });
 }
 
 }  // namespace llmctl::cli
