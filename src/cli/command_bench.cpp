@@ -1,5 +1,11 @@
 // llmctl bench: a load generator against any OpenAI-compatible endpoint (issue #6).
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
 #include "cli/cli_context.h"
+#include "runtime/server/bench_client.h"
 
 namespace llmctl::cli {
 
@@ -22,7 +28,31 @@ void register_bench(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--request-rate", o->request_rate, "Requests per second (Poisson); 0 sends all at once");
   cmd->add_option("--api-key", o->api_key, "Bearer key")->envname("OPENAI_API_KEY");
   cmd->add_flag("--json", o->json, "Print JSON");
-  cmd->callback([&ctx, o] { ctx.action = [] { return not_implemented("bench", 6); }; });
+  cmd->callback([&ctx, o] {
+    ctx.action = [o] {
+      server::BenchOptions b;
+      b.url = o->url;
+      b.model = o->model;
+      b.api_key = o->api_key;
+      b.concurrency = o->concurrency;
+      b.num_prompts = o->num_prompts;
+      b.input_len = o->input_len;
+      b.output_len = o->output_len;
+      b.dataset = o->dataset;
+      b.request_rate = o->request_rate;
+      if (::isatty(STDERR_FILENO) != 0 && !o->json) {
+        b.progress = [](int done, int total) {
+          std::fprintf(stderr, "\r%d/%d requests", done, total);
+          if (done == total) std::fprintf(stderr, "\r\033[K");
+          std::fflush(stderr);
+        };
+      }
+      auto r = server::run_bench(b);
+      if (!r.is_ok()) return report_error("bench", r.status());
+      std::cout << (o->json ? r->to_json().dump(2) + "\n" : r->to_text());
+      return r->num_requests > 0 ? kExitOk : kExitFailure;
+    };
+  });
 }
 
 }  // namespace llmctl::cli

@@ -1,16 +1,118 @@
 // llmctl serve: an OpenAI-compatible server over the engine, local or across the cluster (issues #6, #9).
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include <asio.hpp>
+#include <fmt/format.h>
+
 #include "cli/cli_context.h"
+#include "common/build_info.h"
+#include "common/logging.h"
+#include "runtime/engine/engine_loader.h"
+#include "runtime/server/demo_model.h"
+#include "runtime/server/engine_backend.h"
+#include "runtime/server/http_server.h"
+#include "runtime/server/openai_service.h"
+#include "runtime/server/tokenizer_text_codec.h"
 
 namespace llmctl::cli {
+namespace {
+
+struct ServeOptions {
+  std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token;
+  int port = 8000, max_num_seqs = 64, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
+  double gpu_memory_utilization = 0.9;
+  bool restart = false;
+};
+
+int run_serve(const ServeOptions& o) {
+  if (o.pp > 1) return report_error("serve", Status::unimplemented("pipeline parallel is not supported yet"));
+  if (o.tp > 1) return report_error("serve", Status::unimplemented("--tp > 1: tensor parallel serving is issue #9"));
+  if (!o.address.empty()) return report_error("serve", Status::unimplemented("--address: cluster serving is issue #9"));
+  if (o.device == "cuda") return report_error("serve", Status::unimplemented("--device cuda: only the CPU backend exists yet"));
+  if (o.port < 0 || o.port > 65535) return report_error("serve", Status::invalid_argument("--port must be 0..65535"));
+  if (o.max_num_seqs < 1) return report_error("serve", Status::invalid_argument("--max-num-seqs must be at least 1"));
+  if (o.max_model_len < 1) return report_error("serve", Status::invalid_argument("--max-model-len must be at least 1"));
+
+  std::string model_dir = o.model;
+  std::string name = o.served_model_name;
+  if (model_dir.empty()) {
+    auto demo = server::find_demo_model();
+    if (!demo.is_ok()) return report_error("serve", demo.status());
+    model_dir = *demo;
+    if (name.empty()) name = "demo";
+  }
+  if (name.empty()) name = o.model;  // vLLM's default: the --model argument
+  auto codec = server::TokenizerTextCodec::load(model_dir);
+  if (!codec.is_ok()) return report_error("serve", codec.status().with_context("loading " + model_dir));
+
+  asio::io_context io;
+  server::EngineBackend backend;
+  server::OpenAiServiceOptions so;
+  so.served_model_name = name;
+  so.model_root = model_dir;
+  so.api_key = o.api_key;
+  so.max_model_len = o.max_model_len;
+  so.version = std::string(build_info().version);
+  server::OpenAiService service(io, so, **codec, backend);
+  server::HttpServer http(io, server::HttpServerOptions{}, service);
+  if (Status st = http.listen(o.host, static_cast<uint16_t>(o.port)); !st.is_ok()) return report_error("serve", st);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code& ec, int) {
+    if (ec) return;
+    http.stop();
+    io.stop();
+  });
+  // /health answers 503 while the weights load.
+  std::thread io_thread([&io] { io.run(); });
+
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  std::fprintf(stderr, "loading %s ...\n", model_dir.c_str());
+  model::LoadProgressCallback progress = [tty](const model::LoadProgress& p) {
+    if (!tty) return;
+    std::fprintf(stderr, "\rloading weights: %.1f / %.1f MiB", static_cast<double>(p.bytes_done) / (1 << 20),
+                 static_cast<double>(p.bytes_total) / (1 << 20));
+    if (p.bytes_done == p.bytes_total) std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  };
+  engine::EngineConfig config;
+  config.scheduler.max_num_seqs = o.max_num_seqs;
+  config.scheduler.max_model_len = o.max_model_len;
+  config.scheduler.max_num_batched_tokens =
+      o.max_num_batched_tokens > 0 ? o.max_num_batched_tokens : std::max(o.max_model_len, 2048);
+  auto loaded = engine::load_engine(model_dir, config, {}, progress, (*codec)->tokenizer().eos_ids());
+  if (!loaded.is_ok()) {
+    backend.mark_dead();
+    asio::post(io, [&] { http.stop(); io.stop(); });
+    io_thread.join();
+    return report_error("serve", loaded.status().with_context("loading " + model_dir));
+  }
+  // The loader clamps --max-model-len to the model's own limit.
+  int max_len = loaded->engine->scheduler().config().max_model_len;
+  config.scheduler.max_num_batched_tokens = std::max(config.scheduler.max_num_batched_tokens, max_len);
+  asio::post(io, [&service, max_len] { service.set_max_model_len(max_len); });
+  backend.start(std::move(loaded->engine), loaded->eos_ids);
+
+  std::string shown_host = o.host == "0.0.0.0" ? "127.0.0.1" : o.host;
+  std::string url = fmt::format("http://{}:{}", shown_host, http.port());
+  std::fprintf(stdout,
+               "llmctl serve: %s ready at %s/v1 (max_model_len %d)\n"
+               "  curl %s/v1/completions -H 'Content-Type: application/json'%s \\\n"
+               "    -d '{\"model\": \"%s\", \"prompt\": \"The meaning of life is\", \"max_tokens\": 32}'\n",
+               name.c_str(), url.c_str(), max_len, url.c_str(),
+               o.api_key.empty() ? "" : " -H 'Authorization: Bearer $LLMCTL_API_KEY'", name.c_str());
+  std::fflush(stdout);
+  io_thread.join();
+  return kExitOk;
+}
+
+}  // namespace
 
 void register_serve(CLI::App& app, CliContext& ctx) {
-  struct Options {
-    std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token;
-    int port = 8000, max_num_seqs = 64, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
-    double gpu_memory_utilization = 0.9;
-    bool restart = false;
-  };
-  auto o = std::make_shared<Options>();
+  auto o = std::make_shared<ServeOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "Serve a model with an OpenAI-compatible API (vLLM's flags, same names)");
   cmd->add_option("--model", o->model, "Hugging Face model folder (default: the embedded demo model)");
   cmd->add_option("--served-model-name", o->served_model_name, "Name clients use in \"model\" (default: the folder name)");
@@ -29,7 +131,12 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--address", o->address, "Place the ranks on this cluster's GPUs (HEAD:PORT)");
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
   cmd->add_flag("--restart", o->restart, "Place the engine again when a rank dies");
-  cmd->callback([&ctx, o] { ctx.action = [] { return not_implemented("serve", 6); }; });
+  cmd->callback([&ctx, o] {
+    ctx.action = [&ctx, o] {
+      setup_logging(ctx.global, "serve", /*to_file=*/false);
+      return run_serve(*o);
+    };
+  });
 }
 
 }  // namespace llmctl::cli

@@ -35,6 +35,8 @@ class OpenAiService final : public HttpHandler {
   OpenAiService(asio::io_context& io, OpenAiServiceOptions options, const TextCodec& codec,
                 GenerationBackend& backend);
   void handle(std::shared_ptr<HttpExchange> exchange) override;
+  // Once the engine knows it (io thread).
+  void set_max_model_len(int max_model_len) { options_.max_model_len = max_model_len; }
 
   // Shared with the GenerationCalls (io thread).
   asio::io_context& io() { return io_; }
