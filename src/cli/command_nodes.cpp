@@ -1,7 +1,14 @@
 // llmctl nodes: one line per node, like `ray list nodes` (issue #8).
+#include <fmt/format.h>
+
 #include "cli/cli_context.h"
+#include "runtime/control/cluster_report.h"
 
 namespace llmctl::cli {
+
+// Defined in command_status.cpp.
+Result<nlohmann::json> fetch_cluster_status(const GlobalOptions& global, const std::string& address,
+                                            const std::string& token);
 
 void register_nodes(CLI::App& app, CliContext& ctx) {
   struct Options {
@@ -13,8 +20,21 @@ void register_nodes(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--address", o->address, "Head HOST:PORT (default: this node's cluster)")->envname("LLMCTL_ADDRESS");
   cmd->add_option("--token", o->token, "Cluster token")->envname("LLMCTL_TOKEN");
   cmd->add_option("--config", o->config, "cluster.toml brought up with `llmctl up`");
+  cmd->add_option("--state-dir", ctx.global.state_dir, "Where this node keeps its state (same as the global flag)");
   cmd->add_flag("--json", o->json, "Print JSON");
-  cmd->callback([&ctx, o] { ctx.action = [] { return not_implemented("nodes", 8); }; });
+  cmd->callback([&ctx, o] {
+    ctx.action = [&ctx, o] {
+      if (!o->config.empty()) return report_error("nodes", Status::unimplemented("--config needs `llmctl up` (issue #10)"));
+      auto status = fetch_cluster_status(ctx.global, o->address, o->token);
+      if (!status.is_ok()) return report_error("nodes", status.status());
+      if (o->json) {
+        fmt::print("{}\n", control::nodes_json(*status).dump(2));
+      } else {
+        fmt::print("{}", control::format_nodes(*status));
+      }
+      return kExitOk;
+    };
+  });
 }
 
 }  // namespace llmctl::cli

@@ -109,8 +109,17 @@ Result<pid_t> spawn_detached(const std::vector<std::string>& args, const std::ve
   char exe[4096] = {};
   ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (len <= 0) return Status::io_error("cannot find this binary (/proc/self/exe)");
+  // extra_env replaces inherited variables of the same name (getenv takes the first).
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    bool replaced = false;
+    for (const auto& x : extra_env) {
+      auto eq = x.find('=');
+      if (entry.substr(0, eq + 1) == std::string_view(x).substr(0, eq + 1)) replaced = true;
+    }
+    if (!replaced) env_strings.emplace_back(entry);
+  }
   for (const auto& e : extra_env) env_strings.push_back(e);
   std::vector<char*> envp, argv;
   for (auto& s : env_strings) envp.push_back(s.data());

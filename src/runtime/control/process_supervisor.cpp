@@ -75,8 +75,11 @@ Status ProcessSupervisor::spawn(BundleProcess& p) {
   // Everything the child needs is prepared before fork: after it, only
   // async-signal-safe calls.
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-  for (const auto& [k, v] : p.spec.env) env_strings.push_back(k + "=" + v);
+  for (char** e = environ; *e; ++e) {
+    std::string_view entry(*e);
+    if (!p.spec.env.count(std::string(entry.substr(0, entry.find('='))))) env_strings.emplace_back(entry);
+  }
+  for (const auto& [k, v] : p.spec.env) env_strings.push_back(fmt::format("{}={}", k, v));
   std::vector<char*> envp, argv;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
