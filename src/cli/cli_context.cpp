@@ -14,6 +14,7 @@ int report_error(std::string_view command, const Status& status) {
   fmt::print(stderr, "llmctl {}: {}\n", command, status.message());
   switch (status.code()) {
     case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:  // a model dir, file or key the user named is not there
     case StatusCode::kUnimplemented:
       return kExitUsage;
     default:
