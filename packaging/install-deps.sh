@@ -8,7 +8,7 @@ set -eu
 build_pkgs="build-essential cmake ninja-build pkg-config git ca-certificates file
   libcli11-dev libasio-dev libtomlplusplus-dev libspdlog-dev libfmt-dev doctest-dev
   libssh-dev nlohmann-json3-dev libopenblas-dev libgloo-dev libssl-dev zlib1g-dev
-  libhttp-parser-dev curl"
+  libhttp-parser-dev libpcre2-dev curl"
 test_pkgs="iproute2 nftables openssh-server openssh-client procps psmisc python3 dpkg-dev"
 
 pkgs="$build_pkgs"
