@@ -61,7 +61,7 @@ BpeModel& BpeModel::operator=(BpeModel&& o) noexcept {
   fuse_unk_ = o.fuse_unk_;
   ignore_merges_ = o.ignore_merges_;
   unk_id_ = o.unk_id_;
-  std::lock_guard lock(cache_mutex_);
+  cut_marker_ = std::move(o.cut_marker_);
   cache_.clear();
   return *this;
 }
@@ -145,34 +145,53 @@ Result<BpeModel> BpeModel::parse(const JsonReader& json, bool byte_level) {
     it = m.token_to_id_.find(std::string_view(name));
     m.byte_fallback_ids_[b] = it == m.token_to_id_.end() ? -1 : it->second;
   }
+  if (!byte_level && !m.ignore_merges_) {
+    // Cutting before "\u2581" is exact only if no token could span such a cut,
+    // i.e. none contains "\u2581" right after another character.
+    constexpr std::string_view kMarker = "\u2581";
+    bool safe = m.encode_vocab_.count(kMarker) > 0;
+    for (const auto& [token, id] : m.encode_vocab_) {
+      for (size_t p = token.find(kMarker, 1); safe && p != std::string::npos; p = token.find(kMarker, p + 1)) {
+        safe = p >= kMarker.size() && token.compare(p - kMarker.size(), kMarker.size(), kMarker) == 0;
+      }
+      if (!safe) break;
+    }
+    if (safe) m.cut_marker_ = kMarker;
+  }
   return m;
 }
 
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
+  if (!cut_marker_.empty()) {
+    const size_t m = cut_marker_.size();
+    size_t start = 0;
+    for (size_t p = word.find(cut_marker_, 1); p != std::string_view::npos; p = word.find(cut_marker_, p + m)) {
+      if (p >= m && word.compare(p - m, m, cut_marker_) == 0) continue;  // inside a run of markers
+      if (p > start) encode_piece(word.substr(start, p - start), out);
+      start = p;
+    }
+    encode_piece(word.substr(start), out);
+    return;
+  }
+  encode_piece(word, out);
+}
+
+void BpeModel::encode_piece(std::string_view word, std::vector<int32_t>& out) const {
+  const bool cacheable = word.size() <= WordCache::kMaxWordBytes;
+  const uint64_t hash = cacheable ? WordCache::hash(word) : 0;
+  if (cacheable && cache_.lookup(word, hash, out)) return;
+  const size_t first = out.size();
+  bool done = false;
   if (ignore_merges_ || word.size() == 1) {
     auto it = encode_vocab_.find(word);
     if (it != encode_vocab_.end()) {
       out.push_back(it->second);
-      return;
+      done = true;
     }
   }
-  const bool cacheable = word.size() <= kMaxCachedWordBytes;
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
-  }
-  const size_t first = out.size();
-  merge_word(word, out);
-  if (cacheable) {
-    std::lock_guard lock(cache_mutex_);
-    if (cache_.size() >= kMaxCacheEntries) cache_.clear();
-    cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
-  }
+  if (!done) merge_word(word, out);
+  if (cacheable) cache_.insert(word, hash, std::span<const int32_t>(out).subspan(first));
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {

@@ -1,7 +1,13 @@
 // BpeModel: the tokenizer.json "model" of type BPE. Turns one pre-tokenized
 // word into ids by repeatedly applying the lowest-ranked merge (leftmost on
 // ties), as `tokenizers` does, with a priority queue per word and a cache of
-// recent words.
+// recent words (WordCache).
+//
+// SentencePiece-style models see the whole normalized text as one word (no
+// pre-tokenizer). When the vocabulary proves that no merge can join a
+// character to a following "\u2581" (no token has "x\u2581" with x != "\u2581"),
+// such words are cut before each of those "\u2581": the pieces merge exactly as
+// the whole would, and each is short enough to be cached.
 //
 // Byte-level vocabularies (GPT-2 style, where each byte is written as a
 // printable character) are stored with their keys converted back to raw bytes,
@@ -9,13 +15,13 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "runtime/tokenizer/json_reader.h"
+#include "runtime/tokenizer/word_cache.h"
 
 namespace llmctl::tokenizer {
 
@@ -49,6 +55,8 @@ class BpeModel {
   const StringIdMap& vocab() const { return token_to_id_; }
 
  private:
+  // One piece that no cut applies to: the cache, else the vocabulary or merges.
+  void encode_piece(std::string_view word, std::vector<int32_t>& out) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
 
   StringIdMap token_to_id_;            // keys as in tokenizer.json
@@ -64,11 +72,10 @@ class BpeModel {
   bool ignore_merges_ = false;
   int32_t unk_id_ = -1;
 
-  // Word -> ids for short words; guarded by cache_mutex_.
-  static constexpr size_t kMaxCachedWordBytes = 64;
-  static constexpr size_t kMaxCacheEntries = 1 << 16;
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
+  // Words are cut before this marker where it follows another character
+  // (empty: never); see above.
+  std::string cut_marker_;
+  mutable WordCache cache_;
 };
 
 }  // namespace llmctl::tokenizer

@@ -4,9 +4,10 @@
 
 namespace llmctl::tokenizer {
 
-std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
+std::string replace_all(std::string_view text, std::string_view from, std::string_view to, std::string_view prefix) {
   std::string out;
-  out.reserve(text.size());
+  out.reserve(prefix.size() + text.size());
+  out.append(prefix);
   size_t pos = 0;
   while (true) {
     const size_t hit = text.find(from, pos);

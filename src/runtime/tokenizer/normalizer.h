@@ -29,8 +29,10 @@ class Normalizer {
   std::vector<Step> steps_;
 };
 
-// Replaces every non-overlapping occurrence of `from` (non-empty) by `to`.
-std::string replace_all(std::string_view text, std::string_view from, std::string_view to);
+// Replaces every non-overlapping occurrence of `from` (non-empty) by `to`,
+// after `prefix`.
+std::string replace_all(std::string_view text, std::string_view from, std::string_view to,
+                        std::string_view prefix = {});
 // Replaces every match of `regex` by `to`.
 std::string replace_regex(std::string_view text, const Regex& regex, std::string_view to);
 

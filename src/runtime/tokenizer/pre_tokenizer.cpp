@@ -100,20 +100,24 @@ Result<PreTokenizer> PreTokenizer::parse(const JsonReader& json) {
   return p;
 }
 
-void PreTokenizer::split(const Step& step, std::string_view piece, std::vector<std::string>& out) {
+void PreTokenizer::split(const Regex* regex, std::string_view literal, Behavior behavior, bool invert,
+                         std::string_view piece, std::vector<std::string_view>& out) {
   // Segments [start, end) of the piece, each a match or not.
   struct Segment {
     size_t start, end;
     bool match;
   };
-  std::vector<Segment> segs;
+  thread_local std::vector<Segment> segs;
+  thread_local std::vector<Segment> result;
+  segs.clear();
+  result.clear();
   size_t pos = 0;
   auto add_match = [&](size_t s, size_t e) {
     if (s > pos) segs.push_back({pos, s, false});
     segs.push_back({s, e, true});
     pos = e;
   };
-  if (step.regex) {
+  if (regex != nullptr) {
     thread_local std::vector<char32_t> cps;
     thread_local std::vector<uint32_t> offsets;
     thread_local std::vector<std::pair<uint32_t, uint32_t>> matches;
@@ -125,29 +129,27 @@ void PreTokenizer::split(const Step& step, std::string_view piece, std::vector<s
       cps.push_back(decode_utf8(piece, i));
     }
     offsets.push_back(static_cast<uint32_t>(piece.size()));
-    step.regex->find_all(cps, matches);
+    regex->find_all(cps, matches);
     for (const auto& [s, e] : matches) add_match(offsets[s], offsets[e]);
   } else {
-    for (size_t hit = piece.find(step.literal); hit != std::string_view::npos;
-         hit = piece.find(step.literal, pos)) {
-      add_match(hit, hit + step.literal.size());
+    for (size_t hit = piece.find(literal); hit != std::string_view::npos; hit = piece.find(literal, pos)) {
+      add_match(hit, hit + literal.size());
     }
   }
   if (pos < piece.size()) segs.push_back({pos, piece.size(), false});
-  if (step.invert) {
+  if (invert) {
     for (Segment& s : segs) s.match = !s.match;
   }
 
-  std::vector<Segment> result;
   bool previous_match = false;
-  switch (step.behavior) {
+  switch (behavior) {
     case Behavior::kRemoved:
       for (const Segment& s : segs) {
         if (!s.match) result.push_back(s);
       }
       break;
     case Behavior::kIsolated:
-      result = segs;
+      result.assign(segs.begin(), segs.end());
       break;
     case Behavior::kMergedWithPrevious:
       for (const Segment& s : segs) {
@@ -183,43 +185,45 @@ void PreTokenizer::split(const Step& step, std::string_view piece, std::vector<s
       break;
   }
   for (const Segment& s : result) {
-    if (s.end > s.start) out.emplace_back(piece.substr(s.start, s.end - s.start));
+    if (s.end > s.start) out.push_back(piece.substr(s.start, s.end - s.start));
   }
 }
 
-void PreTokenizer::apply(std::string_view text, bool at_input_start, std::vector<std::string>& out) const {
-  std::vector<std::string> pieces{std::string(text)};
-  std::vector<std::string> next;
+void PreTokenizer::apply(std::string_view text, bool at_input_start, std::deque<std::string>& storage,
+                         std::vector<std::string_view>& out) const {
+  std::vector<std::string_view> pieces{text};
+  std::vector<std::string_view> next;
   for (const Step& step : steps_) {
     next.clear();
     for (size_t i = 0; i < pieces.size(); ++i) {
-      std::string& piece = pieces[i];
+      std::string_view piece = pieces[i];
       switch (step.kind) {
         case Step::Kind::kSplit:
-          split(step, piece, next);
+          split(step.regex.get(), step.literal, step.behavior, step.invert, piece, next);
           break;
         case Step::Kind::kByteLevel:
-          if (step.add_prefix_space && !piece.empty() && piece[0] != ' ') piece = " " + piece;
+          if (step.add_prefix_space && !piece.empty() && piece[0] != ' ') {
+            std::string& prefixed = storage.emplace_back();
+            prefixed.reserve(piece.size() + 1);
+            prefixed.push_back(' ');
+            prefixed.append(piece);
+            piece = prefixed;
+          }
           if (step.regex) {
-            split(step, piece, next);
+            split(step.regex.get(), {}, Behavior::kIsolated, false, piece, next);
           } else {
-            next.push_back(std::move(piece));
+            next.push_back(piece);
           }
           break;
         case Step::Kind::kMetaspace: {
-          std::string replaced = replace_all(piece, " ", step.literal);
-          const bool starts = replaced.compare(0, step.literal.size(), step.literal) == 0;
-          if (!starts && (step.prepend_scheme == 0 || (step.prepend_scheme == 1 && at_input_start && i == 0))) {
-            replaced = step.literal + replaced;
-          }
+          const bool starts = piece.starts_with(' ') || piece.starts_with(step.literal);
+          const bool prepend =
+              !starts && (step.prepend_scheme == 0 || (step.prepend_scheme == 1 && at_input_start && i == 0));
+          storage.push_back(replace_all(piece, " ", step.literal, prepend ? step.literal : std::string_view()));
           if (step.split) {
-            Step s{};
-            s.kind = Step::Kind::kSplit;
-            s.literal = step.literal;
-            s.behavior = Behavior::kMergedWithNext;
-            split(s, replaced, next);
+            split(nullptr, step.literal, Behavior::kMergedWithNext, false, storage.back(), next);
           } else {
-            next.push_back(std::move(replaced));
+            next.push_back(storage.back());
           }
           break;
         }
@@ -227,8 +231,8 @@ void PreTokenizer::apply(std::string_view text, bool at_input_start, std::vector
     }
     pieces.swap(next);
   }
-  for (std::string& p : pieces) {
-    if (!p.empty()) out.push_back(std::move(p));
+  for (std::string_view p : pieces) {
+    if (!p.empty()) out.push_back(p);
   }
 }
 

@@ -7,8 +7,10 @@
 // step, as in every published tokenizer.json.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/tokenizer/json_reader.h"
@@ -20,9 +22,13 @@ class PreTokenizer {
  public:
   static Result<PreTokenizer> parse(const JsonReader& json);
 
-  // Appends the words of `text`. at_input_start: `text` begins the whole input
-  // (Metaspace's prepend_scheme "first").
-  void apply(std::string_view text, bool at_input_start, std::vector<std::string>& out) const;
+  // Appends the words of `text` to `out`. at_input_start: `text` begins the
+  // whole input (Metaspace's prepend_scheme "first"). Words are views into
+  // `text` or, where a step rewrote a piece, into strings appended to
+  // `storage` (a deque, so earlier strings never move); both must outlive
+  // the words. Splitting alone copies nothing.
+  void apply(std::string_view text, bool at_input_start, std::deque<std::string>& storage,
+             std::vector<std::string_view>& out) const;
   bool byte_level() const { return byte_level_; }
 
  private:
@@ -39,7 +45,8 @@ class PreTokenizer {
     bool split = true;                   // kMetaspace
   };
   static Status add(const JsonReader& json, std::vector<Step>& steps);
-  static void split(const Step& step, std::string_view piece, std::vector<std::string>& out);
+  static void split(const Regex* regex, std::string_view literal, Behavior behavior, bool invert,
+                    std::string_view piece, std::vector<std::string_view>& out);
 
   std::vector<Step> steps_;
   bool byte_level_ = false;

@@ -391,6 +391,7 @@ class Compiler {
     insts.push_back({Regex::Op::kMatch});
     Regex::Program& p = programs_[index];
     p.insts = std::move(insts);
+    fill_next(p);
     p.first_non_ascii = false;
     p.can_be_empty = first(n, p.first_ascii, p.first_non_ascii);
   }
@@ -439,6 +440,49 @@ class Compiler {
         compile(n.kids[0], index);
         out.push_back({Op::kLook, n.negative, static_cast<int32_t>(index), 0});
         break;
+      }
+    }
+  }
+
+  // Jumps only go forward (no loops: group repetition is unrolled), so one
+  // backward pass sees every target before its source.
+  void fill_next(Regex::Program& p) const {
+    using Op = Regex::Op;
+    p.next.assign(p.insts.size(), Regex::Next{});
+    auto join = [](Regex::Next& into, const Regex::Next& from) {
+      into.ascii[0] |= from.ascii[0];
+      into.ascii[1] |= from.ascii[1];
+      into.non_ascii = into.non_ascii || from.non_ascii;
+      into.nullable = into.nullable || from.nullable;
+    };
+    for (size_t pc = p.insts.size(); pc-- > 0;) {
+      const Regex::Inst& in = p.insts[pc];
+      Regex::Next& n = p.next[pc];
+      switch (in.op) {
+        case Op::kMatch:
+          n.nullable = true;
+          break;
+        case Op::kChar: {
+          const Regex::CharClass& c = classes_[static_cast<size_t>(in.a)];
+          n.ascii[0] = c.ascii[0];
+          n.ascii[1] = c.ascii[1];
+          bool only_ascii = !c.negated && c.categories == 0 && !c.white_space && !c.non_white_space;
+          for (const auto& r : c.ranges) only_ascii = only_ascii && r.second < 128;
+          n.non_ascii = !only_ascii;
+          if (in.min == 0) join(n, p.next[pc + 1]);
+          break;
+        }
+        case Op::kSplit:
+          join(n, p.next[static_cast<size_t>(in.a)]);
+          join(n, p.next[static_cast<size_t>(in.b)]);
+          break;
+        case Op::kJmp:
+          n = p.next[static_cast<size_t>(in.a)];
+          break;
+        case Op::kLook:
+          // A lookahead consumes nothing; what follows it must still match here.
+          n = p.next[pc + 1];
+          break;
       }
     }
   }
@@ -514,8 +558,14 @@ int64_t Regex::match_at(const Program& program, std::span<const char32_t> text, 
         break;
       }
       case Op::kSplit:
-        stack.push_back({in.b, pos, -1});
-        pc = in.a;
+        // Only branches that can match at this char are tried (or kept for
+        // backtracking); the order between them is unchanged.
+        if (!program.next[static_cast<size_t>(in.a)].viable(text, pos)) {
+          pc = in.b;
+        } else {
+          if (program.next[static_cast<size_t>(in.b)].viable(text, pos)) stack.push_back({in.b, pos, -1});
+          pc = in.a;
+        }
         break;
       case Op::kJmp:
         pc = in.a;

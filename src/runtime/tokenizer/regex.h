@@ -49,8 +49,23 @@ class Regex {
     int32_t b = 0;          // kSplit: second target
     int32_t min = 0, max = 0;  // kChar repetition
   };
+  // What can come next from an instruction on: the chars a match continuing
+  // there can consume first, and whether it can succeed consuming nothing.
+  // Lets kSplit skip a branch that cannot match at the current char.
+  struct Next {
+    uint64_t ascii[2] = {0, 0};
+    bool non_ascii = false;
+    bool nullable = false;
+    bool viable(std::span<const char32_t> text, uint32_t pos) const {
+      if (nullable) return true;
+      if (pos >= text.size()) return false;
+      const char32_t c = text[pos];
+      return c < 128 ? ((ascii[c >> 6] >> (c & 63)) & 1) != 0 : non_ascii;
+    }
+  };
   struct Program {
     std::vector<Inst> insts;
+    std::vector<Next> next;  // one per instruction
     uint64_t first_ascii[2] = {0, 0};  // chars that can start a match (< 128)
     bool first_non_ascii = true;        // whether a char >= 128 can
     bool can_be_empty = true;

@@ -1,5 +1,6 @@
 #include "runtime/tokenizer/tokenizer.h"
 
+#include <deque>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
@@ -142,18 +143,24 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
   if (add_special_tokens) ids = t.post_processor.prefix;
   std::vector<AddedVocabulary::Segment> segments;
   t.added.split(text, segments);
-  std::vector<std::string> words;
+  std::vector<std::string_view> words;
+  std::deque<std::string> storage;
   std::string normalized;
   for (const auto& seg : segments) {
     if (seg.id >= 0) {
       ids.push_back(seg.id);
       continue;
     }
-    normalized.assign(seg.text);
-    t.normalizer.apply(normalized);
+    std::string_view piece = seg.text;
+    if (!t.normalizer.empty()) {
+      normalized.assign(seg.text);
+      t.normalizer.apply(normalized);
+      piece = normalized;
+    }
     words.clear();
-    t.pre_tokenizer.apply(normalized, seg.text.data() == text.data(), words);
-    for (const std::string& w : words) t.model.encode_word(w, ids);
+    storage.clear();
+    t.pre_tokenizer.apply(piece, seg.text.data() == text.data(), storage, words);
+    for (std::string_view w : words) t.model.encode_word(w, ids);
   }
   if (add_special_tokens) ids.insert(ids.end(), t.post_processor.suffix.begin(), t.post_processor.suffix.end());
   return ids;

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "runtime/tokenizer/regex.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -144,6 +146,62 @@ TEST_CASE("incremental decoder never splits a UTF-8 character") {
   }
   all += dec.finish();
   CHECK(all == text);
+}
+
+// SentencePiece-style: the whole text is one word; encode cuts it before
+// each "\u2581" only when no token spans such a cut ("a\u2581" here does).
+std::string metaspace_json(bool with_crossing_token) {
+  std::string vocab = R"("\u2581": 0, "a": 1, "b": 2, "\u2581a": 3, "\u2581b": 4)";
+  std::string merges = R"(["\u2581 a", "\u2581 b")";
+  if (with_crossing_token) {
+    vocab += R"(, "a\u2581": 5, "a\u2581b": 6)";
+    merges = R"(["a \u2581", "a\u2581 b", "\u2581 a", "\u2581 b")";
+  }
+  return R"({"normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"},
+             {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+           "model": {"type": "BPE", "vocab": {)" + vocab + "}, \"merges\": " + merges + "]}}";
+}
+
+TEST_CASE("tokenizer: a one-word SentencePiece text is cut only where no merge can cross") {
+  auto safe = Tokenizer::from_json(metaspace_json(false), "", "safe.json");
+  REQUIRE_MESSAGE(safe.is_ok(), safe.status().to_string());
+  // "\u2581a\u2581b\u2581\u2581a": the run of two markers stays together.
+  CHECK(safe->encode("a b  a", false) == std::vector<int32_t>{3, 4, 0, 3});
+  auto crossing = Tokenizer::from_json(metaspace_json(true), "", "crossing.json");
+  REQUIRE_MESSAGE(crossing.is_ok(), crossing.status().to_string());
+  // "a \u2581" ranks first, so "a\u2581b" forms across the would-be cut.
+  CHECK(crossing->encode("a b", false) == std::vector<int32_t>{0, 6});
+}
+
+TEST_CASE("tokenizer: concurrent encodes share the word cache and agree with a lone encode") {
+  const std::string dir = std::string(LLMCTL_SHARED_DIR) + "/assets/tokenizers/";
+  for (const char* name : {"llama3.1", "mistral"}) {
+    auto tok = Tokenizer::load(dir + name);
+    REQUIRE_MESSAGE(tok.is_ok(), tok.status().to_string());
+    std::vector<std::string> texts;
+    for (int i = 0; i < 8; ++i) {
+      std::string t;
+      for (int w = 0; w < 400; ++w) t += "word" + std::to_string((w * 7919 + i * 31) % 997) + (w % 5 ? " " : ",\n");
+      texts.push_back(t);
+    }
+    std::vector<std::vector<int32_t>> alone;
+    {
+      auto fresh = Tokenizer::load(dir + name);
+      REQUIRE(fresh.is_ok());
+      for (const auto& t : texts) alone.push_back(fresh->encode(t, false));
+    }
+    std::vector<std::vector<int32_t>> got(texts.size() * 4);
+    std::vector<std::thread> threads;
+    for (size_t k = 0; k < 4; ++k) {
+      threads.emplace_back([&, k] {
+        for (size_t i = 0; i < texts.size(); ++i) got[k * texts.size() + i] = tok->encode(texts[(i + k) % texts.size()], false);
+      });
+    }
+    for (auto& th : threads) th.join();
+    for (size_t k = 0; k < 4; ++k) {
+      for (size_t i = 0; i < texts.size(); ++i) CHECK(got[k * texts.size() + i] == alone[(i + k) % texts.size()]);
+    }
+  }
 }
 
 }  // namespace
