@@ -96,10 +96,14 @@ void Engine::check_stop(Sequence& seq, Request& req) {
   const SamplingParams& p = req.params;
   const int32_t last = seq.token_ids.back();
   const int32_t n_out = seq.num_output_tokens();
+  // Text before this token: a stop string must end in the new text, so one
+  // that appeared while min_tokens held the checks back is not acted on later.
+  std::size_t checked_len = seq.output_text.size();
   if (detokenizer_) {
     const std::vector<int32_t> out_ids = seq.output_ids();
     seq.output_text = detokenizer_(out_ids);
   }
+  checked_len = std::min(checked_len, seq.output_text.size());
   if (n_out >= p.min_tokens) {
     if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), last) != p.stop_token_ids.end()) {
       seq.stop_reason_token = last;
@@ -111,10 +115,12 @@ void Engine::check_stop(Sequence& seq, Request& req) {
       return;
     }
     if (!p.stop.empty()) {
-      // The whole text is searched so a stop string split across tokens is found.
+      // Searching from len(s) - 1 bytes before the new text finds a stop
+      // string split across tokens.
       std::size_t best = std::string::npos, best_len = 0;
       for (const std::string& s : p.stop) {
-        const std::size_t pos = seq.output_text.find(s);
+        const std::size_t from = checked_len >= s.size() - 1 ? checked_len - (s.size() - 1) : 0;
+        const std::size_t pos = seq.output_text.find(s, from);
         if (pos < best) {
           best = pos;
           best_len = s.size();

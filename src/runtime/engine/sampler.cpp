@@ -8,27 +8,26 @@
 namespace llmctl::engine {
 namespace {
 
-std::vector<float> log_softmax(const float* x, int64_t n) {
-  const float mx = *std::max_element(x, x + n);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i] - mx));
-  const auto log_sum = static_cast<float>(std::log(sum));
-  std::vector<float> out(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] - mx - log_sum;
-  return out;
-}
-
 // Uniform double in [0, 1) from 53 random bits (portable, unlike
 // std::uniform_real_distribution whose algorithm is unspecified).
 double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
+bool is_greedy(const SamplingParams& p) { return p.temperature == 0.0 || p.top_k == 1; }
+
 }  // namespace
 
-SampleResult Sampler::sample(const float* raw, int64_t vocab, Sequence& seq, const std::vector<int32_t>& eos_ids) {
-  const SamplingParams& p = *seq.params;
-  SampleResult result;
-  std::vector<float> logits(raw, raw + vocab);
+std::vector<float> Sampler::log_softmax(const float* x, int64_t n) {
+  const float mx = *std::max_element(x, x + n);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - mx);
+  const double log_sum = std::log(sum);
+  std::vector<float> out(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(static_cast<double>(x[i]) - mx - log_sum);
+  return out;
+}
 
+void Sampler::process_logits(float* logits, int64_t vocab, const Sequence& seq, const std::vector<int32_t>& eos_ids) {
+  const SamplingParams& p = *seq.params;
   if (p.repetition_penalty != 1.0) {
     const auto rp = static_cast<float>(p.repetition_penalty);
     std::vector<bool> seen(static_cast<std::size_t>(vocab), false);
@@ -43,71 +42,91 @@ SampleResult Sampler::sample(const float* raw, int64_t vocab, Sequence& seq, con
     for (int32_t i = seq.num_prompt_tokens; i < seq.num_tokens(); ++i) ++counts[seq.token_ids[i]];
     for (const auto& [t, c] : counts) {
       if (t < 0 || t >= vocab) continue;
-      logits[t] -= static_cast<float>(p.frequency_penalty * c + p.presence_penalty);
+      logits[t] = static_cast<float>(logits[t] - (p.frequency_penalty * c + p.presence_penalty));
     }
   }
   if (seq.num_output_tokens() < p.min_tokens) {
-    for (int32_t t : eos_ids) {
+    // Under ignore_eos, eos is an ordinary token and stays drawable.
+    for (int32_t t : p.ignore_eos ? std::vector<int32_t>{} : eos_ids) {
       if (t >= 0 && t < vocab) logits[t] = -INFINITY;
     }
     for (int32_t t : p.stop_token_ids) {
       if (t >= 0 && t < vocab) logits[t] = -INFINITY;
     }
   }
+}
 
-  if (p.temperature == 0.0 || p.top_k == 1) {
+std::vector<Candidate> Sampler::distribution(const float* logits, int64_t vocab, const SamplingParams& p) {
+  const double inv_t = 1.0 / p.temperature;
+  std::vector<int32_t> order(static_cast<std::size_t>(vocab));
+  std::iota(order.begin(), order.end(), 0);
+  // Candidates sorted by logit, descending; ties by id for determinism.
+  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; };
+  int64_t keep = vocab;
+  if (p.top_k > 0 && p.top_k < vocab) {
+    keep = p.top_k;
+    std::partial_sort(order.begin(), order.begin() + keep, order.end(), by_logit);
+  } else {
+    std::sort(order.begin(), order.end(), by_logit);
+  }
+  order.resize(static_cast<std::size_t>(keep));
+  // Masked tokens (-inf, e.g. eos under min_tokens) can never be drawn.
+  while (order.size() > 1 && std::isinf(logits[order.back()]) && logits[order.back()] < 0) order.pop_back();
+  std::vector<double> probs(order.size());
+  const double mx = logits[order[0]];
+  double sum = 0;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    probs[i] = std::exp((static_cast<double>(logits[order[i]]) - mx) * inv_t);
+    sum += probs[i];
+  }
+  for (double& x : probs) x /= sum;
+  std::size_t n = probs.size();
+  if (p.top_p < 1.0) {
+    // Keep the smallest prefix whose mass reaches top_p (a token is dropped
+    // when the tokens before it already hold top_p), as TopPLogitsWarper.
+    double cum = 0;
+    std::size_t i = 0;
+    for (; i < n; ++i) {
+      cum += probs[i];
+      if (cum >= p.top_p) break;
+    }
+    n = std::min(n, i + 1);
+  }
+  if (p.min_p > 0.0) {
+    // A ratio to the top probability, so renormalisation after top_k/top_p
+    // does not change which tokens pass.
+    const double threshold = p.min_p * probs[0];
+    std::size_t i = 1;
+    while (i < n && probs[i] >= threshold) ++i;
+    n = i;
+  }
+  double total = 0;
+  for (std::size_t i = 0; i < n; ++i) total += probs[i];
+  std::vector<Candidate> out(n);
+  for (std::size_t i = 0; i < n; ++i) out[i] = {order[i], probs[i] / total};
+  return out;
+}
+
+SampleResult Sampler::sample(const float* raw, int64_t vocab, Sequence& seq, const std::vector<int32_t>& eos_ids) {
+  const SamplingParams& p = *seq.params;
+  SampleResult result;
+  std::vector<float> logits(raw, raw + vocab);
+  process_logits(logits.data(), vocab, seq, eos_ids);
+
+  if (is_greedy(p)) {
     // First maximum, as torch.argmax.
     result.token_id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   } else {
-    const auto inv_t = static_cast<float>(1.0 / p.temperature);
-    std::vector<int32_t> order(static_cast<std::size_t>(vocab));
-    std::iota(order.begin(), order.end(), 0);
-    // Candidates sorted by logit, descending; ties by id for determinism.
-    auto by_logit = [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; };
-    int64_t keep = vocab;
-    if (p.top_k > 0 && p.top_k < vocab) {
-      keep = p.top_k;
-      std::partial_sort(order.begin(), order.begin() + keep, order.end(), by_logit);
-    } else {
-      std::sort(order.begin(), order.end(), by_logit);
-    }
-    order.resize(static_cast<std::size_t>(keep));
-    std::vector<double> probs(order.size());
-    const float mx = logits[order[0]];
-    double sum = 0;
-    for (std::size_t i = 0; i < order.size(); ++i) {
-      probs[i] = std::exp(static_cast<double>((logits[order[i]] - mx) * inv_t));
-      sum += probs[i];
-    }
-    for (double& x : probs) x /= sum;
-    std::size_t n = probs.size();
-    if (p.top_p < 1.0) {
-      double cum = 0;
-      std::size_t i = 0;
-      for (; i < n; ++i) {
-        cum += probs[i];
-        if (cum >= p.top_p) break;
-      }
-      n = std::min(n, i + 1);
-    }
-    if (p.min_p > 0.0) {
-      const double threshold = p.min_p * probs[0];
-      std::size_t i = 1;
-      while (i < n && probs[i] >= threshold) ++i;
-      n = i;
-    }
-    double total = 0;
-    for (std::size_t i = 0; i < n; ++i) total += probs[i];
-    double r = uniform01(seq.rng) * total;
-    std::size_t pick = n - 1;
-    for (std::size_t i = 0; i < n; ++i) {
-      r -= probs[i];
+    const std::vector<Candidate> candidates = distribution(logits.data(), vocab, p);
+    double r = uniform01(seq.rng);
+    result.token_id = candidates.back().token_id;
+    for (const Candidate& c : candidates) {
+      r -= c.prob;
       if (r < 0) {
-        pick = i;
+        result.token_id = c.token_id;
         break;
       }
     }
-    result.token_id = order[pick];
   }
 
   if (p.logprobs.has_value()) {
