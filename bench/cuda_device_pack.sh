@@ -10,12 +10,14 @@ shared=${2:?usage: cuda_device_pack.sh BUILD_DIR SHARED_DIR}
 stage=.device-carry/stage
 rm -rf "$stage" .device-carry/pack .device-carry/pack.tar.xz
 mkdir -p .device-carry
-if [ -x "$build/llmctl" ]; then
+# An llmctl older than the kernels library would test another backend than
+# the test binaries do: leave it out (the run script then skips its checks).
+if [ -x "$build/llmctl" ] && [ ! "$build/src/kernels/libllmctl_kernels.a" -nt "$build/llmctl" ]; then
   sh packaging/bundle.sh "$build/llmctl" "$stage"
   rm -f "$(dirname "$stage")"/llmctl-*-linux-*.tar.gz
   strip "$stage/llmctl"
 else
-  echo "pack: no $build/llmctl yet; packing the test binaries alone" >&2
+  echo "pack: no current $build/llmctl; packing the test binaries alone" >&2
   mkdir -p "$stage/lib"
 fi
 for bin in "$build/tests/kernels/cuda/kernels_cuda_test" "$build/tests/kernels/cuda/kernels_cuda_engine_test" \

@@ -1,5 +1,9 @@
 // The CUDA backend (kernels/cuda): the kernels::Backend ops on one NVIDIA GPU,
-// fp32 activations and weights, everything queued on one stream. Declared
+// everything queued on one stream. linear() weights are bf16 (weight_dtype();
+// converted from fp32 by copy_weight_to_device); activations, norms,
+// embeddings and the KV cache stay fp32, since batch-1 decode is bound by
+// the weight bytes alone and fp32 elsewhere keeps the other ops exact twins
+// of the CPU backend. Declared
 // only in builds with the CUDA backend (LLMCTL_WITH_CUDA); the CPU build
 // never sees it.
 //
@@ -27,5 +31,32 @@ int cuda_device_count();
 
 // A backend on GPU `device`; UNAVAILABLE when there is no such device.
 Result<std::unique_ptr<Backend>> make_cuda_backend(int device);
+
+// A recorded sequence of a CUDA backend's ops, replayed as one CUDA graph:
+// what a decode step of a fixed batch shape becomes once captured, without
+// a host launch per op. The ops must enqueue only (no copy_to_device,
+// copy_to_host, synchronize, or allocate that grows memory while capturing);
+// a replay re-runs them on the same pointers, reading whatever the device
+// memory holds then (a step's inputs are uploaded before replay()).
+// Owned by the thread that drives the backend.
+class CudaGraph {
+ public:
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+  ~CudaGraph();
+
+  // Starts recording `backend`'s ops (which must be a CUDA backend);
+  // INVALID_ARGUMENT for another backend, INTERNAL when CUDA refuses.
+  static Status begin_capture(Backend& backend);
+  // Ends the recording begun on `backend` and instantiates it.
+  static Result<std::unique_ptr<CudaGraph>> end_capture(Backend& backend);
+  // Enqueues the recorded ops on the backend's stream.
+  void replay();
+
+ private:
+  struct Impl;
+  explicit CudaGraph(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace llmctl::kernels

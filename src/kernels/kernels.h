@@ -21,6 +21,12 @@ namespace llmctl::kernels {
 
 class Backend;
 
+// How a backend stores the weights linear() reads. Activations, norms,
+// biases, embeddings and the KV cache stay fp32 in every backend.
+enum class WeightDtype { kF32, kBF16 };
+
+constexpr std::size_t weight_dtype_size_bytes(WeightDtype dtype) { return dtype == WeightDtype::kBF16 ? 2 : 4; }
+
 // Memory owned by a backend; freed when destroyed. Not copyable.
 class DeviceBuffer {
  public:
@@ -72,6 +78,15 @@ class Backend {
   // Waits for queued work (no-op on the CPU).
   virtual void synchronize() = 0;
 
+  // The dtype of linear() weights (kF32 unless a backend overrides it). A
+  // weight buffer holds count * weight_dtype_size_bytes(weight_dtype()) bytes
+  // and is filled by copy_weight_to_device, which converts `count` fp32 host
+  // values (round to nearest even for bf16) to dst in that dtype.
+  virtual WeightDtype weight_dtype() const { return WeightDtype::kF32; }
+  virtual void copy_weight_to_device(void* dst, const float* src, std::size_t count) {
+    copy_to_device(dst, src, count * sizeof(float));
+  }
+
   // out[T, H] = table[ids[t], :]; table: [V, H].
   virtual void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens,
                          int64_t hidden) = 0;
@@ -86,8 +101,9 @@ class Backend {
                             int64_t rows, int64_t n, float eps) = 0;
 
   // out[T, N] = x[T, K] * w[N, K]^T (+ bias[N] when non-null). Serves the
-  // fused qkv projection, o_proj, the MLP and the logits head.
-  virtual void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
+  // fused qkv projection, o_proj, the MLP and the logits head. w holds
+  // weight_dtype() elements (see copy_weight_to_device); x, bias, out fp32.
+  virtual void linear(float* out, const float* x, const void* w, const float* bias, int64_t num_tokens,
                       int64_t out_features, int64_t in_features) = 0;
 
   // Rotary embedding in place, half-split layout (dim i pairs with i + D/2):

@@ -86,8 +86,9 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
+  void linear(float* out, const float* x, const void* weights, const float* bias, int64_t num_tokens,
               int64_t out_features, int64_t in_features) override {
+    const auto* w = static_cast<const float*>(weights);  // weight_dtype() is kF32 here
     const auto m = static_cast<blasint>(num_tokens), n = static_cast<blasint>(out_features),
                k = static_cast<blasint>(in_features);
     if (num_tokens == 1) {

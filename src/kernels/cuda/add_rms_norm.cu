@@ -5,6 +5,7 @@
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -19,6 +20,7 @@ struct AddRmsNormLaunch {
 
 __global__ void add_rms_norm_kernel(float* out, float* residual, const float* x, const float* weight, int64_t n,
                                     float eps) {
+  pdl_begin();
   const int64_t r = blockIdx.x;
   float* res = residual + r * n;
   const float* xr = x + r * n;
@@ -36,14 +38,15 @@ __global__ void add_rms_norm_kernel(float* out, float* residual, const float* x,
 void launch_add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n,
                          float eps, cudaStream_t stream) {
   const AddRmsNormLaunch cfg(n);
-  add_rms_norm_kernel<<<static_cast<unsigned>(rows), cfg.threads, 0, stream>>>(out, residual, x, weight, n, eps);
+  launch_kernel(add_rms_norm_kernel, static_cast<unsigned>(rows), cfg.threads, stream, out, residual, x, weight, n,
+                eps);
   CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
-void add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n,
-                  float eps, cudaStream_t stream) {
+void add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n, float eps,
+                  cudaStream_t stream) {
   CUDA_REQUIRE(rows >= 0 && rows < (int64_t{1} << 31) && n > 0);
   CUDA_REQUIRE(out != residual);
   if (rows == 0) return;

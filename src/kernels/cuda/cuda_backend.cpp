@@ -1,5 +1,5 @@
-// The CUDA backend: owns the device's stream, the cuBLAS handle and the
-// stream-ordered memory pool, and forwards each op to its kernel file. Ops
+// The CUDA backend: owns the device's stream, the cuBLASLt handle and
+// workspace, and the stream-ordered memory pool, and forwards each op to its kernel file. Ops
 // enqueue and return; the engine's copy_to_host + synchronize end a step.
 #include "kernels/cuda_backend.h"
 
@@ -18,8 +18,9 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int device) : device_(device) {
     CUDA_CHECK(cudaSetDevice(device_));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUBLAS_CHECK(cublasCreate(&cublas_));
-    CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    CUBLAS_CHECK(cublasLtCreate(&linear_.lt));
+    linear_.workspace_bytes = kCublasLtWorkspaceBytes;
+    CUDA_CHECK(cudaMalloc(&linear_.workspace, linear_.workspace_bytes));
     // Keep freed blocks in the pool: the engine frees and reallocates its
     // per-step buffers every step, and returning memory to the driver at each
     // synchronisation would make every allocation a real cudaMalloc.
@@ -35,11 +36,17 @@ class CudaBackend final : public Backend {
     // Best effort: a broken device must not turn shutdown into an abort.
     (void)cudaSetDevice(device_);
     (void)cudaStreamSynchronize(stream_);
-    (void)cublasDestroy(cublas_);
+    if (linear_.x_bf16 != nullptr) (void)cudaFree(linear_.x_bf16);
+    if (attention_.partials != nullptr) (void)cudaFree(attention_.partials);
+    if (attention_.counters != nullptr) (void)cudaFree(attention_.counters);
+    (void)cudaFree(linear_.workspace);
+    (void)cublasLtDestroy(linear_.lt);
     (void)cudaStreamDestroy(stream_);
   }
 
   std::string_view name() const override { return "cuda"; }
+  cudaStream_t stream() const { return stream_; }
+  void bind_device() const { bind(); }
 
   Result<std::unique_ptr<DeviceBuffer>> allocate(std::size_t size_bytes) override {
     bind();
@@ -76,6 +83,29 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
+  // bf16 weights: batch-1 decode reads every weight once per step, so half
+  // the bytes is close to half the step; the tensor cores take bf16 too.
+  WeightDtype weight_dtype() const override { return WeightDtype::kBF16; }
+
+  // Through a device staging buffer in fp32, converted there: the host side
+  // stays a plain (pageable) copy and the rounding runs on the GPU.
+  void copy_weight_to_device(void* dst, const float* src, std::size_t count) override {
+    bind();
+    CUDA_REQUIRE(reinterpret_cast<uintptr_t>(dst) % alignof(__nv_bfloat16) == 0);
+    if (count == 0) return;
+    const std::size_t chunk = count < kStagingFloats ? count : kStagingFloats;
+    void* staging = nullptr;
+    CUDA_CHECK(cudaMallocAsync(&staging, chunk * sizeof(float), stream_));
+    auto* out = static_cast<__nv_bfloat16*>(dst);
+    for (std::size_t done = 0; done < count; done += chunk) {
+      const std::size_t n = count - done < chunk ? count - done : chunk;
+      CUDA_CHECK(cudaMemcpyAsync(staging, src + done, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+      convert_to_bf16(out + done, static_cast<const float*>(staging), static_cast<int64_t>(n), stream_);
+    }
+    CUDA_CHECK(cudaFreeAsync(staging, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller may free src on return
+  }
+
   void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden) override {
     bind();
     cuda::embedding(out, ids, table, num_tokens, hidden, stream_);
@@ -89,10 +119,11 @@ class CudaBackend final : public Backend {
     bind();
     cuda::add_rms_norm(out, residual, x, weight, rows, n, eps, stream_);
   }
-  void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
+  void linear(float* out, const float* x, const void* w, const float* bias, int64_t num_tokens,
               int64_t out_features, int64_t in_features) override {
     bind();
-    cuda::linear(out, x, w, bias, num_tokens, out_features, in_features, cublas_, stream_);
+    cuda::linear(out, x, static_cast<const __nv_bfloat16*>(w), bias, num_tokens, out_features, in_features, linear_,
+                 stream_);
   }
   void rope(float* q, int64_t q_stride, float* k, int64_t k_stride, const int32_t* positions,
             const float* inv_freq, int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads,
@@ -123,7 +154,7 @@ class CudaBackend final : public Backend {
     args.max_blocks_per_seq = batch.max_blocks_per_seq;
     args.block_size = batch.block_size;
     cuda::paged_attention(out, q, q_stride, k_cache, v_cache, args, num_q_heads, num_kv_heads, head_dim, scale,
-                          sliding_window, stream_);
+                          sliding_window, attention_, stream_);
   }
   void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width) override {
     bind();
@@ -135,13 +166,71 @@ class CudaBackend final : public Backend {
   // thread's current device defaults to 0.
   void bind() const { CUDA_CHECK(cudaSetDevice(device_)); }
 
+  // cuBLASLt's recommendation for Hopper is 32 MiB.
+  static constexpr std::size_t kCublasLtWorkspaceBytes = std::size_t{32} << 20;
+  static constexpr std::size_t kStagingFloats = std::size_t{16} << 20;  // 64 MiB per upload chunk
+
   int device_;
   cudaStream_t stream_ = nullptr;
-  cublasHandle_t cublas_ = nullptr;
+  LinearScratch linear_;
+  AttentionScratch attention_;
 };
 
 }  // namespace
 }  // namespace cuda
+
+struct CudaGraph::Impl {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  cudaStream_t stream = nullptr;
+};
+
+namespace {
+
+cuda::CudaBackend* as_cuda(Backend& backend) {
+  return backend.name() == "cuda" ? static_cast<cuda::CudaBackend*>(&backend) : nullptr;
+}
+
+}  // namespace
+
+CudaGraph::CudaGraph(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CudaGraph::~CudaGraph() {
+  if (impl_->exec != nullptr) (void)cudaGraphExecDestroy(impl_->exec);
+  if (impl_->graph != nullptr) (void)cudaGraphDestroy(impl_->graph);
+}
+
+Status CudaGraph::begin_capture(Backend& backend) {
+  cuda::CudaBackend* b = as_cuda(backend);
+  if (b == nullptr) return Status::invalid_argument("cuda graph: backend " + std::string(backend.name()) + " is not cuda");
+  b->bind_device();
+  // Global mode: a stray synchronising call from any thread during capture
+  // is an error, not a silently broken graph.
+  const cudaError_t err = cudaStreamBeginCapture(b->stream(), cudaStreamCaptureModeGlobal);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return Status::internal(std::string("cuda graph: cannot begin capture: ") + cudaGetErrorString(err));
+  }
+  return Status::ok();
+}
+
+Result<std::unique_ptr<CudaGraph>> CudaGraph::end_capture(Backend& backend) {
+  cuda::CudaBackend* b = as_cuda(backend);
+  if (b == nullptr) return Status::invalid_argument("cuda graph: backend " + std::string(backend.name()) + " is not cuda");
+  b->bind_device();
+  auto impl = std::make_unique<Impl>();
+  impl->stream = b->stream();
+  cudaError_t err = cudaStreamEndCapture(impl->stream, &impl->graph);
+  if (err == cudaSuccess) err = cudaGraphInstantiate(&impl->exec, impl->graph, 0);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (impl->graph != nullptr) (void)cudaGraphDestroy(impl->graph);
+    return Status::internal(std::string("cuda graph: capture failed: ") + cudaGetErrorString(err));
+  }
+  return std::unique_ptr<CudaGraph>(new CudaGraph(std::move(impl)));
+}
+
+void CudaGraph::replay() { CUDA_CHECK(cudaGraphLaunch(impl_->exec, impl_->stream)); }
 
 int cuda_device_count() {
   int count = 0;

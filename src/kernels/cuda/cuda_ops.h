@@ -5,9 +5,11 @@
 // (kernels/kernels.h). This header is plain C++17 so nvcc compiles it.
 #pragma once
 
-#include <cublas_v2.h>
+#include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace llmctl::kernels::cuda {
@@ -21,9 +23,30 @@ void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int
 void add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n,
                   float eps, cudaStream_t stream);
 
-// cublas must already be bound to `stream`.
-void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
-            int64_t out_features, int64_t in_features, cublasHandle_t cublas, cudaStream_t stream);
+// dst[i] = bf16(src[i]), round to nearest even.
+void convert_to_bf16(__nv_bfloat16* dst, const float* src, int64_t count, cudaStream_t stream);
+
+// Up to this many tokens linear() runs the own GEMV kernel; more go to cuBLASLt.
+inline constexpr int64_t kGemvMaxTokens = 8;
+
+// linear() with the GEMV kernel for any T (x read in fp32).
+void gemv_bf16(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
+               int64_t out_features, int64_t in_features, cudaStream_t stream);
+
+// What linear() keeps between calls: the cuBLASLt handle and workspace, and
+// x rounded to bf16 for the cuBLASLt path (grown on demand, stream-ordered).
+// Owned by the backend, used by its one thread.
+struct LinearScratch {
+  cublasLtHandle_t lt = nullptr;
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  __nv_bfloat16* x_bf16 = nullptr;
+  std::size_t x_bf16_count = 0;
+};
+
+// out[T, N] = x[T, K] * w[N, K]^T (+ bias[N]); w bf16, the rest fp32.
+void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
+            int64_t out_features, int64_t in_features, LinearScratch& scratch, cudaStream_t stream);
 
 void rope(float* q, int64_t q_stride, float* k, int64_t k_stride, const int32_t* positions, const float* inv_freq,
           int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim, cudaStream_t stream);
@@ -44,9 +67,19 @@ struct PagedAttentionArgs {
   int32_t block_size = 0;
 };
 
+// Split-decode partials and per-(sequence, head) counters, grown on demand
+// (stream-ordered); the counters are zero between calls. Owned by the
+// backend, used by its one thread.
+struct AttentionScratch {
+  float* partials = nullptr;
+  std::size_t partial_floats = 0;
+  int* counters = nullptr;
+  std::size_t num_counters = 0;
+};
+
 void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
                      const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                     float scale, int64_t sliding_window, cudaStream_t stream);
+                     float scale, int64_t sliding_window, AttentionScratch& scratch, cudaStream_t stream);
 
 void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width,
                  cudaStream_t stream);

@@ -1,6 +1,7 @@
 // Embedding lookup: out[t, :] = table[ids[t], :].
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -10,6 +11,7 @@ struct EmbeddingLaunch {
 };
 
 __global__ void embedding_kernel(float* out, const int32_t* ids, const float* table, int64_t hidden) {
+  pdl_begin();
   const int64_t t = blockIdx.x;
   const float* src = table + static_cast<int64_t>(ids[t]) * hidden;
   float* dst = out + t * hidden;
@@ -18,8 +20,8 @@ __global__ void embedding_kernel(float* out, const int32_t* ids, const float* ta
 
 void launch_embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden,
                       cudaStream_t stream) {
-  embedding_kernel<<<static_cast<unsigned>(num_tokens), EmbeddingLaunch::kThreads, 0, stream>>>(out, ids, table,
-                                                                                                  hidden);
+  launch_kernel(embedding_kernel, static_cast<unsigned>(num_tokens), EmbeddingLaunch::kThreads, stream, out, ids, table,
+                hidden);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,6 +1,7 @@
 // Row gather: out[s, :] = x[indices[s], :] (the rows that need logits).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -10,6 +11,7 @@ struct GatherRowsLaunch {
 };
 
 __global__ void gather_rows_kernel(float* out, const float* x, const int32_t* indices, int64_t width) {
+  pdl_begin();
   const int64_t r = blockIdx.x;
   const float* src = x + static_cast<int64_t>(indices[r]) * width;
   float* dst = out + r * width;
@@ -18,8 +20,8 @@ __global__ void gather_rows_kernel(float* out, const float* x, const int32_t* in
 
 void launch_gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width,
                         cudaStream_t stream) {
-  gather_rows_kernel<<<static_cast<unsigned>(num_rows), GatherRowsLaunch::kThreads, 0, stream>>>(out, x, indices,
-                                                                                                  width);
+  launch_kernel(gather_rows_kernel, static_cast<unsigned>(num_rows), GatherRowsLaunch::kThreads, stream, out, x,
+                indices, width);
   CUDA_CHECK_LAUNCH();
 }
 

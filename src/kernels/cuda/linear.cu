@@ -1,10 +1,17 @@
-// Linear layer: out[T, N] = x[T, K] * w[N, K]^T (+ bias[N]) through cuBLAS in
-// full fp32 (the handle keeps CUBLAS_DEFAULT_MATH: no TF32, so greedy tokens
-// match the CPU backend). Row-major out^T is column-major out, so the call
-// is out(N x T) = w^T(N x K) * x(K x T) with w read as column-major K x N.
-// A single token takes the GEMV path, which is what decode is.
+// Linear layer with bf16 weights: out[T, N] = x[T, K] * w[N, K]^T (+ bias[N]),
+// x and out fp32. Up to kGemvMaxTokens tokens (decode) take the own GEMV
+// (gemv_bf16.cu), which reads x in fp32. Larger T go to cuBLASLt: x is
+// rounded to bf16 into the scratch buffer, and the tensor cores multiply
+// bf16 by bf16 with fp32 accumulation into fp32 out. Row-major out^T is
+// column-major out, so the call is out(N x T) = w^T(N x K) * x(K x T) with w
+// read as column-major K x N. A shape cuBLASLt has no algorithm for (odd K
+// on tiny models) falls back to the GEMV kernel.
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -17,37 +24,96 @@ struct BiasLaunch {
 };
 
 __global__ void add_bias_kernel(float* out, const float* bias, int64_t n) {
+  pdl_begin();
   const int64_t t = blockIdx.x;
   const int64_t i = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (i < n) out[t * n + i] += bias[i];
 }
 
-void launch_linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens, int64_t n,
-                   int64_t k, cublasHandle_t cublas, cudaStream_t stream) {
-  const float one = 1.0f, zero = 0.0f;
-  const int m32 = static_cast<int>(n), k32 = static_cast<int>(k), t32 = static_cast<int>(num_tokens);
-  if (num_tokens == 1) {
-    CUBLAS_CHECK(cublasSgemv(cublas, CUBLAS_OP_T, k32, m32, &one, w, k32, x, 1, &zero, out, 1));
-  } else {
-    CUBLAS_CHECK(cublasSgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, m32, t32, k32, &one, w, k32, x, k32, &zero, out, m32));
+// The cuBLASLt descriptors of one call, destroyed with it.
+class LtMatmul {
+ public:
+  LtMatmul(int64_t num_tokens, int64_t n, int64_t k, std::size_t workspace_bytes) {
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof trans_a));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof trans_b));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k));
+    CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, static_cast<uint64_t>(k), static_cast<uint64_t>(num_tokens), k));
+    CUBLAS_CHECK(
+        cublasLtMatrixLayoutCreate(&c_, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(num_tokens), n));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref_));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                                      sizeof workspace_bytes));
   }
-  if (bias != nullptr) {
-    const BiasLaunch cfg(num_tokens, n);
-    add_bias_kernel<<<cfg.grid, BiasLaunch::kThreads, 0, stream>>>(out, bias, n);
-    CUDA_CHECK_LAUNCH();
+  LtMatmul(const LtMatmul&) = delete;
+  LtMatmul& operator=(const LtMatmul&) = delete;
+  ~LtMatmul() {
+    (void)cublasLtMatmulPreferenceDestroy(pref_);
+    (void)cublasLtMatrixLayoutDestroy(c_);
+    (void)cublasLtMatrixLayoutDestroy(b_);
+    (void)cublasLtMatrixLayoutDestroy(a_);
+    (void)cublasLtMatmulDescDestroy(desc_);
   }
+
+  // False when cuBLASLt offers no algorithm for this shape and alignment.
+  bool run(float* out, const __nv_bfloat16* x, const __nv_bfloat16* w, const LinearScratch& scratch,
+           cudaStream_t stream) {
+    cublasLtMatmulHeuristicResult_t heuristic{};
+    int found = 0;
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(scratch.lt, desc_, a_, b_, c_, c_, pref_, 1, &heuristic, &found);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) return false;
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasLtMatmul(scratch.lt, desc_, &one, w, a_, x, b_, &zero, out, c_, out, c_, &heuristic.algo,
+                                scratch.workspace, scratch.workspace_bytes, stream));
+    return true;
+  }
+
+ private:
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+  cublasLtMatmulPreference_t pref_ = nullptr;
+};
+
+void ensure_x_scratch(LinearScratch& scratch, int64_t count, cudaStream_t stream) {
+  const auto need = static_cast<std::size_t>(count);
+  if (scratch.x_bf16_count >= need) return;
+  if (scratch.x_bf16 != nullptr) CUDA_CHECK(cudaFreeAsync(scratch.x_bf16, stream));
+  void* p = nullptr;
+  // A step's activations are small next to the weights and KV cache; not
+  // fitting them is out of memory mid-step, which the engine cannot undo.
+  CUDA_CHECK(cudaMallocAsync(&p, need * sizeof(__nv_bfloat16), stream));
+  scratch.x_bf16 = static_cast<__nv_bfloat16*>(p);
+  scratch.x_bf16_count = need;
 }
 
 }  // namespace
 
-void linear(float* out, const float* x, const float* w, const float* bias, int64_t num_tokens,
-            int64_t out_features, int64_t in_features, cublasHandle_t cublas, cudaStream_t stream) {
+void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
+            int64_t out_features, int64_t in_features, LinearScratch& scratch, cudaStream_t stream) {
   constexpr int64_t kIntMax = 2147483647;
   CUDA_REQUIRE(num_tokens >= 0 && num_tokens <= kIntMax);
   CUDA_REQUIRE(out_features > 0 && out_features <= kIntMax && in_features > 0 && in_features <= kIntMax);
-  CUDA_REQUIRE(out_features / 256 < 65535);
+  CUDA_REQUIRE(out_features / BiasLaunch::kThreads < 65535);
   if (num_tokens == 0) return;
-  launch_linear(out, x, w, bias, num_tokens, out_features, in_features, cublas, stream);
+  if (num_tokens <= kGemvMaxTokens) {
+    gemv_bf16(out, x, w, bias, num_tokens, out_features, in_features, stream);
+    return;
+  }
+  ensure_x_scratch(scratch, num_tokens * in_features, stream);
+  convert_to_bf16(scratch.x_bf16, x, num_tokens * in_features, stream);
+  LtMatmul matmul(num_tokens, out_features, in_features, scratch.workspace_bytes);
+  if (!matmul.run(out, scratch.x_bf16, w, scratch, stream)) {
+    gemv_bf16(out, x, w, bias, num_tokens, out_features, in_features, stream);
+    return;
+  }
+  if (bias != nullptr) {
+    const BiasLaunch cfg(num_tokens, out_features);
+    launch_kernel(add_bias_kernel, cfg.grid, BiasLaunch::kThreads, stream, out, bias, out_features);
+    CUDA_CHECK_LAUNCH();
+  }
 }
 
 }  // namespace llmctl::kernels::cuda

@@ -4,6 +4,7 @@
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -18,6 +19,7 @@ struct RmsNormLaunch {
 };
 
 __global__ void rms_norm_kernel(float* out, const float* x, const float* weight, int64_t n, float eps) {
+  pdl_begin();
   const int64_t r = blockIdx.x;
   const float* xr = x + r * n;
   float sum = 0.0f;
@@ -30,7 +32,7 @@ __global__ void rms_norm_kernel(float* out, const float* x, const float* weight,
 void launch_rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n, float eps,
                      cudaStream_t stream) {
   const RmsNormLaunch cfg(n);
-  rms_norm_kernel<<<static_cast<unsigned>(rows), cfg.threads, 0, stream>>>(out, x, weight, n, eps);
+  launch_kernel(rms_norm_kernel, static_cast<unsigned>(rows), cfg.threads, stream, out, x, weight, n, eps);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -1,6 +1,7 @@
 // SwiGLU activation: out[t, i] = silu(gate_up[t, i]) * gate_up[t, F + i].
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -13,6 +14,7 @@ struct SiluAndMulLaunch {
 };
 
 __global__ void silu_and_mul_kernel(float* out, const float* gate_up, int64_t width) {
+  pdl_begin();
   const int64_t t = blockIdx.x;
   const int64_t i = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (i >= width) return;
@@ -23,7 +25,7 @@ __global__ void silu_and_mul_kernel(float* out, const float* gate_up, int64_t wi
 
 void launch_silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width, cudaStream_t stream) {
   const SiluAndMulLaunch cfg(num_tokens, width);
-  silu_and_mul_kernel<<<cfg.grid, SiluAndMulLaunch::kThreads, 0, stream>>>(out, gate_up, width);
+  launch_kernel(silu_and_mul_kernel, cfg.grid, SiluAndMulLaunch::kThreads, stream, out, gate_up, width);
   CUDA_CHECK_LAUNCH();
 }
 

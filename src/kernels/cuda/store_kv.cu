@@ -2,6 +2,7 @@
 // (negative: the token is skipped, e.g. a prefix-cache hit).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -12,6 +13,7 @@ struct StoreKvLaunch {
 
 __global__ void store_kv_kernel(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v,
                                 int64_t v_stride, const int32_t* slot_mapping, int64_t row) {
+  pdl_begin();
   const int64_t t = blockIdx.x;
   const int64_t slot = slot_mapping[t];
   if (slot < 0) return;
@@ -21,11 +23,10 @@ __global__ void store_kv_kernel(float* k_cache, float* v_cache, const float* k, 
   }
 }
 
-void launch_store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v,
-                     int64_t v_stride, const int32_t* slot_mapping, int64_t num_tokens, int64_t row,
-                     cudaStream_t stream) {
-  store_kv_kernel<<<static_cast<unsigned>(num_tokens), StoreKvLaunch::kThreads, 0, stream>>>(
-      k_cache, v_cache, k, k_stride, v, v_stride, slot_mapping, row);
+void launch_store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+                     const int32_t* slot_mapping, int64_t num_tokens, int64_t row, cudaStream_t stream) {
+  launch_kernel(store_kv_kernel, static_cast<unsigned>(num_tokens), StoreKvLaunch::kThreads, stream, k_cache, v_cache,
+                k, k_stride, v, v_stride, slot_mapping, row);
   CUDA_CHECK_LAUNCH();
 }
 

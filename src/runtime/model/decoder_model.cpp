@@ -19,6 +19,20 @@ Result<std::unique_ptr<kernels::DeviceBuffer>> DecoderModel::upload(const std::v
   return buf;
 }
 
+Result<std::unique_ptr<kernels::DeviceBuffer>> DecoderModel::upload_linear(const std::vector<const Weight*>& parts) {
+  const std::size_t element = kernels::weight_dtype_size_bytes(backend_->weight_dtype());
+  std::size_t total = 0;
+  for (const Weight* w : parts) total += w->data.size();
+  ASSIGN_OR_RETURN(auto buf, backend_->allocate(total * element));
+  std::size_t offset = 0;
+  for (const Weight* w : parts) {
+    backend_->copy_weight_to_device(static_cast<char*>(buf->data()) + offset * element, w->data.data(),
+                                    w->data.size());
+    offset += w->data.size();
+  }
+  return buf;
+}
+
 Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& config, const ModelWeights& weights,
                                                            kernels::Backend* backend) {
   std::unique_ptr<DecoderModel> m(new DecoderModel(config, backend));
@@ -32,8 +46,13 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
   ASSIGN_OR_RETURN(const Weight* norm, get("model.norm.weight"));
   ASSIGN_OR_RETURN(m->final_norm_, m->upload({norm}));
   if (const Weight* head = weights.find("lm_head.weight"); head != nullptr && !config.tie_word_embeddings) {
-    ASSIGN_OR_RETURN(m->lm_head_, m->upload({head}));
-    m->lm_head_ptr_ = m->lm_head_->f32();
+    ASSIGN_OR_RETURN(m->lm_head_, m->upload_linear({head}));
+    m->lm_head_ptr_ = m->lm_head_->data();
+  } else if (backend->weight_dtype() != kernels::WeightDtype::kF32) {
+    // The embedding lookup reads fp32; the logits GEMV wants the backend's
+    // weight dtype, so a tied table is kept twice.
+    ASSIGN_OR_RETURN(m->lm_head_, m->upload_linear({embed}));
+    m->lm_head_ptr_ = m->lm_head_->data();
   } else {
     m->lm_head_ptr_ = m->embed_->f32();
   }
@@ -49,7 +68,7 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
     ASSIGN_OR_RETURN(const Weight* qw, get(p + "self_attn.q_proj.weight"));
     ASSIGN_OR_RETURN(const Weight* kw, get(p + "self_attn.k_proj.weight"));
     ASSIGN_OR_RETURN(const Weight* vw, get(p + "self_attn.v_proj.weight"));
-    ASSIGN_OR_RETURN(layer.qkv_w, m->upload({qw, kw, vw}));  // [q + 2kv, H]
+    ASSIGN_OR_RETURN(layer.qkv_w, m->upload_linear({qw, kw, vw}));  // [q + 2kv, H]
     if (config.qkv_bias) {
       ASSIGN_OR_RETURN(const Weight* qb, get(p + "self_attn.q_proj.bias"));
       ASSIGN_OR_RETURN(const Weight* kb, get(p + "self_attn.k_proj.bias"));
@@ -57,7 +76,7 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
       ASSIGN_OR_RETURN(layer.qkv_b, m->upload({qb, kb, vb}));
     }
     ASSIGN_OR_RETURN(const Weight* ow, get(p + "self_attn.o_proj.weight"));
-    ASSIGN_OR_RETURN(layer.o_w, m->upload({ow}));
+    ASSIGN_OR_RETURN(layer.o_w, m->upload_linear({ow}));
     if (config.o_bias) {
       ASSIGN_OR_RETURN(const Weight* ob, get(p + "self_attn.o_proj.bias"));
       ASSIGN_OR_RETURN(layer.o_b, m->upload({ob}));
@@ -72,9 +91,9 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
     ASSIGN_OR_RETURN(layer.post_norm, m->upload({post}));
     ASSIGN_OR_RETURN(const Weight* gate, get(p + "mlp.gate_proj.weight"));
     ASSIGN_OR_RETURN(const Weight* up, get(p + "mlp.up_proj.weight"));
-    ASSIGN_OR_RETURN(layer.gate_up_w, m->upload({gate, up}));  // [2F, H]
+    ASSIGN_OR_RETURN(layer.gate_up_w, m->upload_linear({gate, up}));  // [2F, H]
     ASSIGN_OR_RETURN(const Weight* down, get(p + "mlp.down_proj.weight"));
-    ASSIGN_OR_RETURN(layer.down_w, m->upload({down}));
+    ASSIGN_OR_RETURN(layer.down_w, m->upload_linear({down}));
     m->layers_.push_back(std::move(layer));
   }
   return m;
@@ -124,7 +143,7 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
     } else {
       b.add_rms_norm(normed, residual, hidden, L.input_norm->f32(), T, H, eps);
     }
-    b.linear(qkv, normed, L.qkv_w->f32(), L.qkv_b ? L.qkv_b->f32() : nullptr, T, qkv_width, H);
+    b.linear(qkv, normed, L.qkv_w->data(), L.qkv_b ? L.qkv_b->f32() : nullptr, T, qkv_width, H);
     float* q = qkv;
     float* k = qkv + q_size;
     float* v = qkv + q_size + kv_size;
@@ -138,11 +157,11 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
     b.store_kv(kv.k[l], kv.v[l], k, qkv_width, v, qkv_width, in.slot_mapping, T, KVH, D);
     b.paged_attention(attn_->f32(), q, qkv_width, kv.k[l], kv.v[l], in.attention, QH, KVH, D, scale,
                       c.layer_sliding_window[l]);
-    b.linear(hidden, attn_->f32(), L.o_w->f32(), L.o_b ? L.o_b->f32() : nullptr, T, H, q_size);
+    b.linear(hidden, attn_->f32(), L.o_w->data(), L.o_b ? L.o_b->f32() : nullptr, T, H, q_size);
     b.add_rms_norm(normed, residual, hidden, L.post_norm->f32(), T, H, eps);
-    b.linear(gate_up_->f32(), normed, L.gate_up_w->f32(), nullptr, T, 2 * c.intermediate_size, H);
+    b.linear(gate_up_->f32(), normed, L.gate_up_w->data(), nullptr, T, 2 * c.intermediate_size, H);
     b.silu_and_mul(act_->f32(), gate_up_->f32(), T, c.intermediate_size);
-    b.linear(hidden, act_->f32(), L.down_w->f32(), nullptr, T, H, c.intermediate_size);
+    b.linear(hidden, act_->f32(), L.down_w->data(), nullptr, T, H, c.intermediate_size);
   }
   b.add_rms_norm(normed, residual, hidden, final_norm_->f32(), T, H, eps);
   if (in.num_logits > 0) {

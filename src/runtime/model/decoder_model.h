@@ -6,7 +6,8 @@
 // gets its own file beside this one.
 //
 // Weights live in backend memory; q/k/v and gate/up are fused at load so each
-// is one GEMM. Not thread-safe: driven by the ModelRunner's thread only.
+// is one GEMM, and the weights linear() reads are stored in the backend's
+// weight_dtype() (bf16 on CUDA). Not thread-safe: driven by the ModelRunner's thread only.
 #pragma once
 
 #include <cstdint>
@@ -59,12 +60,14 @@ class DecoderModel {
   DecoderModel(const ModelConfig& config, kernels::Backend* backend) : config_(config), backend_(backend) {}
   Status ensure_workspace(int64_t num_tokens, int64_t num_logits);
   Result<std::unique_ptr<kernels::DeviceBuffer>> upload(const std::vector<const Weight*>& parts);
+  // Same, in the backend's weight_dtype(), for the weights linear() reads.
+  Result<std::unique_ptr<kernels::DeviceBuffer>> upload_linear(const std::vector<const Weight*>& parts);
 
   ModelConfig config_;
   kernels::Backend* backend_;
   std::unique_ptr<kernels::DeviceBuffer> embed_, final_norm_, lm_head_, inv_freq_;
   std::vector<Layer> layers_;
-  const float* lm_head_ptr_ = nullptr;  // lm_head_ or, when tied, embed_
+  const void* lm_head_ptr_ = nullptr;  // lm_head_ or, when tied and fp32, embed_
 
   // Activations, grown on demand (capacity in tokens).
   int64_t capacity_tokens_ = 0, capacity_logits_ = 0;

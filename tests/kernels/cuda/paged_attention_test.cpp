@@ -1,5 +1,7 @@
-// Paged attention on the GPU against the CPU backend: decode, prefill,
-// chunked prefill and mixed batches, GQA, sliding windows, scattered blocks.
+// Paged attention on the GPU against the CPU backend: decode (split over keys
+// when the batch is small), prefill, chunked prefill and mixed batches, GQA,
+// sliding windows, scattered blocks. Each case runs twice on one backend,
+// which also checks that the split-decode counters are left at zero.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -38,7 +40,8 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
   int32_t next = 0;
   for (int32_t s = 0; s < num_seqs; ++s) {
     const int32_t blocks = (context_len[static_cast<std::size_t>(s)] + block_size - 1) / block_size;
-    for (int32_t j = 0; j < blocks; ++j) tables[static_cast<std::size_t>(s * max_blocks + j)] = ids[static_cast<std::size_t>(next++)];
+    for (int32_t j = 0; j < blocks; ++j)
+      tables[static_cast<std::size_t>(s * max_blocks + j)] = ids[static_cast<std::size_t>(next++)];
   }
   const int64_t tokens = query_start.back();
   const int64_t q_stride = (qh + 2 * kvh) * head_dim;  // q inside fused qkv rows
@@ -66,9 +69,12 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
   gpu_batch.query_start = d_qs.data();
   gpu_batch.context_len = d_ctx.data();
   gpu_batch.block_tables = d_tables.data();
-  b.gpu->paged_attention(d_out.data(), d_q.data(), q_stride, d_k.data(), d_v.data(), gpu_batch, qh, kvh, head_dim,
-                         scale, sliding_window);
-  check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention");
+  for (int run = 0; run < 2; ++run) {
+    CAPTURE(run);
+    b.gpu->paged_attention(d_out.data(), d_q.data(), q_stride, d_k.data(), d_v.data(), gpu_batch, qh, kvh, head_dim,
+                           scale, sliding_window);
+    check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention");
+  }
 }
 
 TEST_CASE("cuda paged_attention matches the cpu") {
@@ -79,15 +85,17 @@ TEST_CASE("cuda paged_attention matches the cpu") {
     SUBCASE("decode batch, GQA 4:1, contexts from 1 to past many blocks") {
       check_attention(b, rng, {{1, 1}, {1, 17}, {1, 300}, {1, 1000}}, 8, 2, head_dim, 0);
     }
+    SUBCASE("decode of long and short contexts, split over keys and merged") {
+      check_attention(b, rng, {{1, 5000}, {1, 3}, {1, 2049}}, 8, 2, head_dim, 0);
+      check_attention(b, rng, {{1, 777}}, 32, 8, head_dim, 100);  // sliding window within a split decode
+    }
     SUBCASE("prefill of several sequences, no GQA") {
       check_attention(b, rng, {{5, 5}, {40, 40}, {130, 130}}, 4, 4, head_dim, 0);
     }
     SUBCASE("chunked prefill and decode mixed in one step, GQA 8:1") {
       check_attention(b, rng, {{7, 50}, {1, 33}, {64, 64}, {100, 2100}}, 16, 2, head_dim, 0);
     }
-    SUBCASE("sliding window") {
-      check_attention(b, rng, {{1, 200}, {50, 90}, {3, 16}}, 4, 2, head_dim, 16);
-    }
+    SUBCASE("sliding window") { check_attention(b, rng, {{1, 200}, {50, 90}, {3, 16}}, 4, 2, head_dim, 16); }
   }
 }
 

@@ -1,17 +1,20 @@
 // End to end through the engine on the CUDA backend: the real trained
 // stories260K model, loaded as `llmctl generate --device cuda` loads it
-// (engine::load_engine with EngineConfig::device), must give the same greedy
-// tokens as the CPU backend and as transformers' fp32 references, alone and
+// (engine::load_engine with EngineConfig::device). The CPU backend (fp32)
+// must give transformers' fp32 greedy tokens exactly; the CUDA backend keeps
+// linear weights in bf16, so its tokens must equal them up to a first
+// divergence, allowed only where the CUDA run's top-2 logits are within bf16
+// noise of each other (and the reference token is its runner-up), alone and
 // batched with chunked prefill. The model folder is LLMCTL_STORIES_DIR when
 // set (the GPU machine gets a copy), else ../shared/assets/stories260K.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/engine/engine_loader.h"
 #include "runtime/model/model_config.h"
@@ -24,22 +27,33 @@ std::string stories_dir() {
   return env != nullptr ? std::string(env) : std::string(LLMCTL_SHARED_DIR) + "/assets/stories260K";
 }
 
-std::map<uint64_t, std::vector<int32_t>> run_greedy(const std::string& device, int max_batched_tokens,
-                                                    const nlohmann::json& refs, bool batched) {
+// Logit gap under which bf16 weights may flip a greedy choice. bf16 keeps 8
+// significant bits (relative rounding 2^-9); through this model's layers the
+// logits (magnitude ~20) move by a few hundredths, so 0.1 is generous while a
+// real bug (a wrong op moves logits by whole units) still fails.
+constexpr float kBf16LogitNoise = 0.1f;
+
+struct Greedy {
+  std::vector<int32_t> ids;
+  std::vector<TokenLogprob> logprobs;  // top-2 per token (CUDA runs)
+};
+
+std::map<uint64_t, Greedy> run_greedy(const std::string& device, int max_batched_tokens, const nlohmann::json& refs,
+                                      bool batched) {
   EngineConfig cfg;
   cfg.device = device;
   cfg.num_threads = 2;
   if (max_batched_tokens > 0) cfg.scheduler.max_num_batched_tokens = max_batched_tokens;
   auto loaded = load_engine(stories_dir(), cfg);
   REQUIRE_MESSAGE(loaded.is_ok(), loaded.status().to_string());
-  std::map<uint64_t, std::vector<int32_t>> out;
+  std::map<uint64_t, Greedy> out;
   uint64_t index = 0;
   auto drain = [&] {
     while (loaded->engine->has_unfinished()) {
       auto outs = loaded->engine->step();
       REQUIRE_MESSAGE(outs.is_ok(), outs.status().to_string());
       for (auto& o : *outs) {
-        if (o.finished) out[o.request_id] = o.outputs[0].token_ids;
+        if (o.finished) out[o.request_id] = Greedy{o.outputs[0].token_ids, o.outputs[0].logprobs};
       }
     }
   };
@@ -49,18 +63,42 @@ std::map<uint64_t, std::vector<int32_t>> run_greedy(const std::string& device, i
     p.temperature = 0;
     p.ignore_eos = true;
     p.max_tokens = static_cast<int>(r["greedy_ids"].size());
+    if (device != "cpu") p.logprobs = 2;
     auto id = loaded->engine->add_request(r["prompt_ids"].get<std::vector<int32_t>>(), p);
     REQUIRE(id.is_ok());
     order[*id] = index++;
     if (!batched) drain();
   }
   drain();
-  std::map<uint64_t, std::vector<int32_t>> by_ref;
-  for (const auto& [id, ids] : out) by_ref[order[id]] = ids;
+  std::map<uint64_t, Greedy> by_ref;
+  for (auto& [id, g] : out) by_ref[order[id]] = std::move(g);
   return by_ref;
 }
 
-TEST_CASE("stories260K greedy on cuda equals cpu and transformers, alone and batched with chunked prefill") {
+// Equal to `want`, or equal up to a first divergence where the run's top-2
+// logits are within kBf16LogitNoise and `want`'s token is the runner-up.
+void check_greedy_within_bf16_noise(const Greedy& got, const std::vector<int32_t>& want, const char* what) {
+  CAPTURE(what);
+  REQUIRE(got.ids.size() == want.size());
+  std::size_t first = 0;
+  while (first < want.size() && got.ids[first] == want[first]) ++first;
+  if (first == want.size()) {
+    std::printf("%s: %zu greedy tokens identical to transformers\n", what, want.size());
+    return;
+  }
+  CAPTURE(first);
+  REQUIRE(got.logprobs.size() == got.ids.size());
+  const auto& top = got.logprobs[first].top;
+  REQUIRE(top.size() >= 2);
+  const float gap = top[0].second - top[1].second;  // log-softmax gap = logit gap
+  std::printf("%s: first divergence at token %zu of %zu; top-2 logit gap there %.4f (bf16 noise bound %.2f)\n", what,
+              first, want.size(), gap, kBf16LogitNoise);
+  CHECK(top[0].first == got.ids[first]);
+  CHECK(top[1].first == want[first]);
+  CHECK(gap <= kBf16LogitNoise);
+}
+
+TEST_CASE("stories260K greedy: cpu equals transformers; cuda (bf16 weights) too up to bf16 noise, alone and batched") {
   auto text = model::read_text_file(stories_dir() + "/reference_greedy.json");
   REQUIRE_MESSAGE(text.is_ok(), text.status().to_string());
   const auto refs = nlohmann::json::parse(*text)["references"];
@@ -70,9 +108,9 @@ TEST_CASE("stories260K greedy on cuda equals cpu and transformers, alone and bat
   for (std::size_t i = 0; i < refs.size(); ++i) {
     CAPTURE(refs[i]["prompt"].get<std::string>());
     const auto want = refs[i]["greedy_ids"].get<std::vector<int32_t>>();
-    CHECK(gpu.at(i) == cpu.at(i));
-    CHECK(gpu.at(i) == want);
-    CHECK(gpu_batched.at(i) == want);
+    CHECK(cpu.at(i).ids == want);
+    check_greedy_within_bf16_noise(gpu.at(i), want, "cuda");
+    check_greedy_within_bf16_noise(gpu_batched.at(i), want, "cuda batched");
   }
 }
 

@@ -1,5 +1,9 @@
-"""`llmctl generate --device cuda` on stories260K gives the same greedy tokens
-as --device cpu and as transformers' fp32 references (reference_greedy.json).
+"""`llmctl generate --device cpu` on stories260K gives transformers' fp32 greedy
+tokens (reference_greedy.json) exactly; `--device cuda` keeps linear weights in
+bf16, so its tokens must match at least the first MIN_SAME tokens and any
+later first divergence is reported. (That a divergence happens only where the
+top-2 logits are within bf16 noise is checked by kernels_cuda_engine_test,
+which sees the logprobs; this script drives the real CLI.)
 
 The model folder is LLMCTL_STORIES_DIR when set (the GPU machine gets a copy),
 else $LLMCTL_SHARED_DIR/assets/stories260K. Exit 77 (skip) without it.
@@ -8,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+
+MIN_SAME = 32
 
 
 def generate(binary, model, device, prompt, max_tokens):
@@ -34,12 +40,12 @@ def main():
         n = len(ref["greedy_ids"])
         cpu = generate(binary, model, "cpu", ref["prompt"], n)
         gpu = generate(binary, model, "cuda", ref["prompt"], n)
-        same_cpu = gpu == cpu
-        same_ref = gpu == ref["greedy_ids"]
-        first = next((i for i, (a, b) in enumerate(zip(gpu, cpu)) if a != b), None)
-        print(f"{ref['prompt']!r}: {n} tokens; cuda == cpu: {same_cpu} (first divergence: {first}); "
-              f"cuda == transformers: {same_ref}")
-        failures += (not same_cpu) + (not same_ref)
+        cpu_ok = cpu == ref["greedy_ids"]
+        first = next((i for i, (a, b) in enumerate(zip(gpu, ref["greedy_ids"])) if a != b), None)
+        gpu_ok = len(gpu) == n and (first is None or first >= min(MIN_SAME, n))
+        print(f"{ref['prompt']!r}: {n} tokens; cpu == transformers: {cpu_ok}; cuda (bf16) first divergence "
+              f"from transformers: {'none' if first is None else first}")
+        failures += (not cpu_ok) + (not gpu_ok)
     return 1 if failures else 0
 
 

@@ -1,0 +1,37 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90): a kernel
+// may be launched while the one before it on the stream is still running, so
+// launch latency and block scheduling overlap the predecessor's tail instead
+// of adding to every step's dozens of small kernels. The price is a
+// contract on every kernel launched this way: it calls pdl_begin() before
+// touching global memory; pdl_begin() lets the next kernel launch, then
+// waits until this one's predecessor has completed and its writes are
+// visible. Kernels not launched this way see both as no-ops.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_check.h"
+
+namespace llmctl::kernels::cuda {
+
+__device__ __forceinline__ void pdl_begin() {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+}
+
+template <typename... Params, typename... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1] = {};
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...));
+}
+
+}  // namespace llmctl::kernels::cuda
