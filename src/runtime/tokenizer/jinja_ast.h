@@ -50,10 +50,10 @@ enum class NodeKind {
   kText,      // text
   kOutput,    // {{ expr }}
   kIf,        // branches (condition, body); else_body
-  kFor,       // targets in expr [if condition]: body; else_body
+  kFor,       // targets in expr [if condition] [recursive]: body; else_body
   kSet,       // targets = expr; or attr target (targets[0].attr); or block set: body
   kMacro,     // name(params with defaults): body
-  kCallBlock, // {% call macro(...) %}body{% endcall %}: expr is the call, body is `caller`
+  kCallBlock, // {% call(params) macro(...) %}body{% endcall %}: expr is the call, body is `caller`
   kFilterBlock,  // {% filter name %}body{% endfilter %}: expr is the filter applied to a placeholder
   kBreak,
   kContinue,
@@ -72,7 +72,8 @@ struct Node {
   std::vector<std::pair<ExprPtr, Body>> branches;
   Body body;
   Body else_body;
-  std::vector<std::pair<std::string, ExprPtr>> params;  // kMacro; default may be null
+  std::vector<std::pair<std::string, ExprPtr>> params;  // kMacro, kCallBlock; default may be null
+  bool recursive = false;  // kFor: `loop(items)` renders the body again one level deeper
 };
 
 }  // namespace llmctl::tokenizer::jinja

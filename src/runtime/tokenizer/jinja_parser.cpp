@@ -534,7 +534,7 @@ class Parser {
       ExprParser ep(ts);
       node.expr = ep.tuple(false);
       if (ts.skip_name("if")) node.condition = ExprParser(ts).expression(false);
-      if (ts.is_name("recursive")) ts.fail("recursive for loops are not supported");
+      node.recursive = ts.skip_name("recursive");
       ts.expect_end();
       node.body = parse_body({"else", "endfor"}, end, &node);
       ended_tag().expect_end();
@@ -575,13 +575,7 @@ class Parser {
       node.kind = NodeKind::kMacro;
       node.text = ts.expect_name();
       ts.expect_op("(");
-      while (!ts.skip_op(")")) {
-        if (!node.params.empty()) ts.expect_op(",");
-        std::string param = ts.expect_name();
-        ExprPtr def;
-        if (ts.skip_op("=")) def = ExprParser(ts).expression();
-        node.params.emplace_back(param, def);
-      }
+      parse_params(ts, node);
       ts.expect_end();
       node.body = parse_body({"endmacro"}, end, &node);
       ended_tag().expect_end();
@@ -589,7 +583,7 @@ class Parser {
     }
     if (k == "call") {
       node.kind = NodeKind::kCallBlock;
-      if (ts.is_op("(")) ts.fail("call blocks with caller arguments are not supported");
+      if (ts.skip_op("(")) parse_params(ts, node);
       node.expr = ExprParser(ts).expression();
       if (node.expr->kind != ExprKind::kCall) throw Error("expected a macro call", kw.line, kw.column);
       ts.expect_end();
@@ -622,6 +616,17 @@ class Parser {
       return;
     }
     throw Error("unsupported statement '" + k + "'", kw.line, kw.column);
+  }
+
+  // Parses "name, name=default, ...)" after the "(" of a macro or call block.
+  void parse_params(TokenStream& ts, Node& node) {
+    while (!ts.skip_op(")")) {
+      if (!node.params.empty()) ts.expect_op(",");
+      std::string param = ts.expect_name();
+      ExprPtr def;
+      if (ts.skip_op("=")) def = ExprParser(ts).expression();
+      node.params.emplace_back(param, def);
+    }
   }
 
   // Parses "| f1(args) | f2" (or "f1(args) | f2" for {% filter %}) applied to `input`.

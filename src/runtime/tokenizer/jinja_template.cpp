@@ -5,6 +5,7 @@
 
 #include "runtime/tokenizer/jinja_builtins.h"
 #include "runtime/tokenizer/jinja_parser.h"
+#include "runtime/tokenizer/jinja_percent_format.h"
 
 namespace llmctl::tokenizer::jinja {
 namespace {
@@ -165,6 +166,13 @@ class Renderer {
 
   void render_for(const Node& node, std::string& out) {
     Value seq = eval(*node.expr);
+    render_loop(node, seq, 1, out);
+  }
+
+  // One level of a for loop over `seq`; a recursive loop's `loop(items)`
+  // comes back here with depth + 1 and returns what that level rendered.
+  void render_loop(const Node& node, const Value& seq, int64_t depth, std::string& out) {
+    if (depth > kMaxNesting) fail("recursive loop nested deeper than " + std::to_string(kMaxNesting) + " levels", *node.expr);
     if (seq.is_none() || seq.type == Value::Type::kInt || seq.type == Value::Type::kFloat ||
         seq.type == Value::Type::kBool) {
       fail("'" + seq.type_name() + "' object is not iterable", *node.expr);
@@ -180,8 +188,10 @@ class Renderer {
       items = std::move(kept);
     }
     const auto n = static_cast<int64_t>(items.size());
-    Value loop = Value::make_dict();
+    const Node* def = &node;
     for (int64_t k = 0; k < n; ++k) {
+      // A fresh loop object per iteration: templates may keep a reference to it.
+      Value loop = Value::make_dict();
       Dict& d = *loop.dict;
       d.set("index", Value::integer(k + 1));
       d.set("index0", Value::integer(k));
@@ -190,14 +200,29 @@ class Renderer {
       d.set("first", Value::boolean(k == 0));
       d.set("last", Value::boolean(k == n - 1));
       d.set("length", Value::integer(n));
-      d.set("depth", Value::integer(1));
-      d.set("depth0", Value::integer(0));
+      d.set("depth", Value::integer(depth));
+      d.set("depth0", Value::integer(depth - 1));
       d.set("previtem", k > 0 ? items[k - 1] : Value::undefined("there is no previous item"));
       d.set("nextitem", k + 1 < n ? items[k + 1] : Value::undefined("there is no next item"));
       d.set("cycle", Value::function([k](CallArgs& a) -> Value {
         if (a.positional.empty()) throw Error("no items for cycling given", a.line, a.column);
         return a.positional[static_cast<size_t>(k) % a.positional.size()];
       }));
+      // `loop` itself is callable (Value::fn on a dict): the recursion.
+      loop.fn = std::make_shared<Function>([this, def, depth](CallArgs& a) -> Value {
+        if (!def->recursive) {
+          throw Error("The loop must have the 'recursive' marker to be called recursively.", a.line, a.column);
+        }
+        if (a.positional.size() != 1 || !a.keyword.empty()) {
+          throw Error("loop() takes exactly one argument, the items of the next level", a.line, a.column);
+        }
+        std::string nested;
+        const Flow saved_flow = flow_;
+        flow_ = Flow::kNone;
+        render_loop(*def, a.positional[0], depth + 1, nested);
+        flow_ = saved_flow;
+        return Value::string(nested);
+      });
       assign("loop", loop);
       bind_targets(node, items[k]);
       render(node.body, out);
@@ -206,30 +231,20 @@ class Renderer {
         break;
       }
       flow_ = Flow::kNone;
-      // A fresh loop object per iteration: templates may keep a reference to it.
-      loop = Value::make_dict();
     }
     scopes_.pop_back();
     if (n == 0) render(node.else_body, out);
   }
 
-  Value make_macro(const Node& node) {
-    const Node* def = &node;
-    return Value::function([this, def](CallArgs& args) -> Value { return call_macro(*def, args); });
-  }
-
-  Value call_macro(const Node& def, CallArgs& args) {
-    Scope frame;
-    if (args.positional.size() > def.params.size()) {
-      throw Error("macro '" + def.text + "' takes not more than " + std::to_string(def.params.size()) +
-                      " argument(s)", args.line, args.column);
+  // Binds a macro's or caller's parameters in the current (innermost) scope.
+  void bind_params(const std::vector<std::pair<std::string, ExprPtr>>& params, CallArgs& args,
+                   const std::string& what) {
+    if (args.positional.size() > params.size()) {
+      throw Error(what + " takes not more than " + std::to_string(params.size()) + " argument(s)", args.line,
+                  args.column);
     }
-    std::vector<Scope> saved;
-    saved.swap(scopes_);
-    scopes_.push_back(saved.front());  // macros see the template's top-level names
-    scopes_.emplace_back();
-    for (size_t k = 0; k < def.params.size(); ++k) {
-      const auto& [name, default_expr] = def.params[k];
+    for (size_t k = 0; k < params.size(); ++k) {
+      const auto& [name, default_expr] = params[k];
       const Value* v = args.get(name, k);
       if (v) {
         assign(name, *v);
@@ -238,6 +253,38 @@ class Renderer {
       } else {
         assign(name, Value::undefined("'" + name + "' is undefined"));
       }
+    }
+  }
+
+  Value make_macro(const Node& node) {
+    const Node* def = &node;
+    return Value::function([this, def](CallArgs& args) -> Value { return call_macro(*def, args); });
+  }
+
+  Value call_macro(const Node& def, CallArgs& args) {
+    // Messages are user input: a template recursing over them must not be
+    // able to exhaust the native stack.
+    if (macro_depth_ >= kMaxNesting) {
+      throw Error("macro calls nested deeper than " + std::to_string(kMaxNesting) + " levels", args.line, args.column);
+    }
+    struct DepthGuard {
+      int& d;
+      explicit DepthGuard(int& x) : d(x) { ++d; }
+      ~DepthGuard() { --d; }
+    } guard(macro_depth_);
+    if (args.positional.size() > def.params.size()) {
+      throw Error("macro '" + def.text + "' takes not more than " + std::to_string(def.params.size()) +
+                      " argument(s)", args.line, args.column);
+    }
+    std::vector<Scope> saved;
+    saved.swap(scopes_);
+    scopes_.push_back(saved.front());  // macros see the template's top-level names
+    scopes_.emplace_back();
+    try {
+      bind_params(def.params, args, "macro '" + def.text + "'");
+    } catch (...) {
+      scopes_.swap(saved);
+      throw;
     }
     for (const auto& [k, v] : args.keyword) {
       if (k == "caller") assign("caller", v);
@@ -264,10 +311,29 @@ class Renderer {
     require_defined(callee, *call.args[0]);
     if (callee.type != Value::Type::kFunction) fail("'" + callee.type_name() + "' object is not callable", call);
     CallArgs args = eval_args(call);
-    const Body* body = &node.body;
-    args.keyword.emplace_back("caller", Value::function([this, body](CallArgs&) -> Value {
+    // caller() is a closure: its body sees the names visible here, not the
+    // macro's, and its own sets stay local to each call.
+    auto captured = std::make_shared<const std::vector<Scope>>(scopes_);
+    const Node* def = &node;
+    args.keyword.emplace_back("caller", Value::function([this, def, captured](CallArgs& a) -> Value {
+      std::vector<Scope> saved = *captured;
+      saved.swap(scopes_);
+      scopes_.emplace_back();
       std::string s;
-      render(*body, s);
+      const Flow saved_flow = flow_;
+      flow_ = Flow::kNone;
+      try {
+        bind_params(def->params, a, "caller");
+        render(def->body, s);
+      } catch (...) {
+        scopes_.swap(saved);
+        flow_ = saved_flow;
+        throw;
+      }
+      // Writes through to the template's top level (e.g. a top-level set)
+      // are not Jinja's behaviour either; only shared objects carry state out.
+      scopes_.swap(saved);
+      flow_ = saved_flow;
       return Value::string(s);
     }));
     out += (*callee.fn)(args).str();
@@ -351,6 +417,9 @@ class Renderer {
   }
 
   Value arithmetic(const std::string& op, const Value& a, const Value& b, const Expr& at) {
+    // str % args is Python's printf-style formatting (an undefined argument
+    // prints as "", as Jinja's Undefined does).
+    if (op == "%" && a.is_string()) return Value::string(percent_format(a.s, b, at.line, at.column));
     require_defined(a, at);
     require_defined(b, at);
     auto type_error = [&]() -> Value {
@@ -460,7 +529,10 @@ class Renderer {
       case ExprKind::kCall: {
         Value callee = eval(*e.args[0]);
         require_defined(callee, *e.args[0]);
-        if (callee.type != Value::Type::kFunction) fail("'" + callee.type_name() + "' object is not callable", e);
+        // A loop object is a dict that is also callable (recursive loops).
+        if (callee.type != Value::Type::kFunction && !(callee.type == Value::Type::kDict && callee.fn)) {
+          fail("'" + callee.type_name() + "' object is not callable", e);
+        }
         CallArgs args = eval_args(e);
         return (*callee.fn)(args);
       }
@@ -492,8 +564,11 @@ class Renderer {
     fail("unsupported expression", e);
   }
 
+  static constexpr int kMaxNesting = 200;
+
   std::vector<Scope> scopes_;
   Flow flow_ = Flow::kNone;
+  int macro_depth_ = 0;
 };
 
 std::string position(const std::string& origin, const Error& e) {

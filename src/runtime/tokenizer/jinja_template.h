@@ -2,7 +2,9 @@
 // Configured as transformers configures its chat-template environment:
 // trim_blocks and lstrip_blocks on, no autoescape, Jinja's default Undefined
 // (printing an undefined name gives "", using its attributes is an error),
-// loop controls (break / continue), and the globals raise_exception,
+// loop controls (break / continue), recursive for loops (`loop(items)`),
+// {% call(args) m() %} blocks (caller(...) is a closure over the call site),
+// Python's `str % args` formatting, and the globals raise_exception,
 // strftime_now, namespace, range and dict. Lists and dicts are immutable
 // from the template (the sandbox refuses list.append and dict.update).
 //

@@ -4,6 +4,9 @@
 // (transformers' chat-template environment).
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <string>
+
 #include "runtime/tokenizer/chat_template.h"
 #include "runtime/tokenizer/jinja_template.h"
 
@@ -207,4 +210,42 @@ TEST_CASE("ChatTemplate: special tokens, kwargs, strftime_now and message normal
                      opts);
   REQUIRE(r.is_ok());
   CHECK(r.value() == "<s>user:||False;assistant:a|r|True;1999-12-31!<E>");
+}
+
+// Recursive loops, call blocks with caller(...) and %-formatting, against
+// jinja2 itself: tests/fixtures/chat_template/generate_jinja_cases.py.
+TEST_CASE("recursive loops, call blocks and %-formatting render as jinja2 does") {
+  std::ifstream in(std::string(LLMCTL_SOURCE_DIR) + "/tests/fixtures/chat_template/jinja_cases.json");
+  REQUIRE(in.good());
+  const auto fixture = nlohmann::ordered_json::parse(in);
+  REQUIRE(fixture["cases"].size() >= 40);
+  for (const auto& c : fixture["cases"]) {
+    const std::string source = c["template"].get<std::string>();
+    INFO("template: " << source);
+    auto t = jinja::Template::parse(source, "t");
+    REQUIRE_MESSAGE(t.is_ok(), t.status().to_string());
+    jinja::RenderContext ctx;
+    ctx.variables = *jinja::Value::from_json(c["vars"]).dict;
+    auto r = (*t)->render(ctx);
+    if (c.contains("output")) {
+      REQUIRE_MESSAGE(r.is_ok(), r.status().to_string());
+      CHECK(r.value() == c["output"].get<std::string>());
+      continue;
+    }
+    REQUIRE_FALSE(r.is_ok());
+    std::string want = c["error"].get<std::string>();
+    // Jinja names the anonymous macro behind caller() "None".
+    if (want.rfind("macro None ", 0) == 0) want.replace(0, 10, "caller");
+    CHECK_MESSAGE(r.status().message().find(want) != std::string::npos, r.status().message());
+  }
+}
+
+TEST_CASE("runaway recursion over user data is an error, not a stack overflow") {
+  // 300 levels of nesting, deeper than the interpreter allows.
+  std::string nested = "[]";
+  for (int i = 0; i < 300; ++i) nested = "[" + nested + "]";
+  CHECK(error_of("{% for x in t recursive %}{{ loop(x) }}{% endfor %}", R"({"t": )" + nested + "}").find(
+            "nested deeper than") != std::string::npos);
+  CHECK(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("nested deeper than") !=
+        std::string::npos);
 }
