@@ -7,26 +7,33 @@
 namespace llmctl::kernels::cuda {
 namespace {
 
+// Blocks (token, slice of its KV * D row), one element per thread: a
+// decode token's row is a few thousand floats, which one block would copy
+// in several dependent rounds.
 struct StoreKvLaunch {
-  static constexpr int kThreads = 256;  // one block per token; threads stride KV * D
+  static constexpr int kThreads = 256;
+  dim3 grid;
+  StoreKvLaunch(int64_t num_tokens, int64_t row)
+      : grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>((row + kThreads - 1) / kThreads)) {}
 };
 
 __global__ void store_kv_kernel(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v,
                                 int64_t v_stride, const int32_t* slot_mapping, int64_t row) {
   pdl_begin();
   const int64_t t = blockIdx.x;
+  const int64_t i = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   const int64_t slot = slot_mapping[t];
-  if (slot < 0) return;
-  for (int64_t i = threadIdx.x; i < row; i += blockDim.x) {
-    k_cache[slot * row + i] = k[t * k_stride + i];
-    v_cache[slot * row + i] = v[t * v_stride + i];
-  }
+  if (slot < 0 || i >= row) return;
+  const float kv = k[t * k_stride + i], vv = v[t * v_stride + i];
+  k_cache[slot * row + i] = kv;
+  v_cache[slot * row + i] = vv;
 }
 
 void launch_store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
                      const int32_t* slot_mapping, int64_t num_tokens, int64_t row, cudaStream_t stream) {
-  launch_kernel(store_kv_kernel, static_cast<unsigned>(num_tokens), StoreKvLaunch::kThreads, stream, k_cache, v_cache,
-                k, k_stride, v, v_stride, slot_mapping, row);
+  const StoreKvLaunch cfg(num_tokens, row);
+  launch_kernel(store_kv_kernel, cfg.grid, StoreKvLaunch::kThreads, stream, k_cache, v_cache, k, k_stride, v, v_stride,
+                slot_mapping, row);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -38,6 +45,7 @@ void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, 
   const int64_t row = num_kv_heads * head_dim;
   CUDA_REQUIRE(num_tokens >= 0 && num_tokens < (int64_t{1} << 31) && row > 0);
   CUDA_REQUIRE(k_stride >= row && v_stride >= row);
+  CUDA_REQUIRE(row / StoreKvLaunch::kThreads < 65535);
   if (num_tokens == 0) return;
   launch_store_kv(k_cache, v_cache, k, k_stride, v, v_stride, slot_mapping, num_tokens, row, stream);
 }

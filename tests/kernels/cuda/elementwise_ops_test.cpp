@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "cuda_test_util.h"
 
@@ -54,7 +55,8 @@ TEST_CASE("cuda rms_norm matches the cpu, also in place and for per-head rows") 
 TEST_CASE("cuda add_rms_norm updates the residual and normalises it") {
   Backends b;
   std::mt19937 rng(13);
-  for (const int64_t n : {64, 2048, 3001}) {
+  // Up to 8192 the register-resident kernel, above it the looping one.
+  for (const int64_t n : {64, 2048, 3001, 8192, 9000}) {
     CAPTURE(n);
     const int64_t rows = 9;
     auto residual = random_floats(rng, rows * n, -2.0f, 2.0f);
@@ -116,25 +118,30 @@ TEST_CASE("cuda silu_and_mul matches the cpu") {
 TEST_CASE("cuda store_kv writes the mapped slots and skips negative ones") {
   Backends b;
   std::mt19937 rng(16);
-  const int64_t tokens = 23, kvh = 4, head_dim = 64, num_slots = 64;
-  const int64_t row = kvh * head_dim, stride = 3 * row;  // k and v inside fused qkv rows
-  const auto qkv = random_floats(rng, tokens * stride);
-  std::vector<int32_t> slots(static_cast<std::size_t>(num_slots));
-  for (int32_t i = 0; i < num_slots; ++i) slots[static_cast<std::size_t>(i)] = i;
-  std::shuffle(slots.begin(), slots.end(), rng);
-  slots.resize(static_cast<std::size_t>(tokens));
-  slots[3] = -1;
-  slots[17] = -1;
-  auto k_cache = random_floats(rng, num_slots * row), v_cache = random_floats(rng, num_slots * row);
-  GuardedArray<float> d_qkv(*b.gpu, tokens * stride, &qkv), d_k(*b.gpu, num_slots * row, &k_cache),
-      d_v(*b.gpu, num_slots * row, &v_cache);
-  GuardedArray<int32_t> d_slots(*b.gpu, tokens, &slots);
-  b.cpu->store_kv(k_cache.data(), v_cache.data(), qkv.data() + row, stride, qkv.data() + 2 * row, stride,
-                  slots.data(), tokens, kvh, head_dim);
-  b.gpu->store_kv(d_k.data(), d_v.data(), d_qkv.data() + row, stride, d_qkv.data() + 2 * row, stride, d_slots.data(),
-                  tokens, kvh, head_dim);
-  CHECK(d_k.download() == k_cache);
-  CHECK(d_v.download() == v_cache);
+  const int64_t tokens = 23, num_slots = 64;
+  // Rows of one block of threads, and of several with a partial last one.
+  for (const auto& shape : {std::pair<int64_t, int64_t>{4, 64}, {8, 100}}) {
+    const int64_t kvh = shape.first, head_dim = shape.second;
+    CAPTURE(head_dim);
+    const int64_t row = kvh * head_dim, stride = 3 * row;  // k and v inside fused qkv rows
+    const auto qkv = random_floats(rng, tokens * stride);
+    std::vector<int32_t> slots(static_cast<std::size_t>(num_slots));
+    for (int32_t i = 0; i < num_slots; ++i) slots[static_cast<std::size_t>(i)] = i;
+    std::shuffle(slots.begin(), slots.end(), rng);
+    slots.resize(static_cast<std::size_t>(tokens));
+    slots[3] = -1;
+    slots[17] = -1;
+    auto k_cache = random_floats(rng, num_slots * row), v_cache = random_floats(rng, num_slots * row);
+    GuardedArray<float> d_qkv(*b.gpu, tokens * stride, &qkv), d_k(*b.gpu, num_slots * row, &k_cache),
+        d_v(*b.gpu, num_slots * row, &v_cache);
+    GuardedArray<int32_t> d_slots(*b.gpu, tokens, &slots);
+    b.cpu->store_kv(k_cache.data(), v_cache.data(), qkv.data() + row, stride, qkv.data() + 2 * row, stride,
+                    slots.data(), tokens, kvh, head_dim);
+    b.gpu->store_kv(d_k.data(), d_v.data(), d_qkv.data() + row, stride, d_qkv.data() + 2 * row, stride, d_slots.data(),
+                    tokens, kvh, head_dim);
+    CHECK(d_k.download() == k_cache);
+    CHECK(d_v.download() == v_cache);
+  }
 }
 
 }  // namespace
