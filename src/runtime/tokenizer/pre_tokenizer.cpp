@@ -1,6 +1,7 @@
 #include "runtime/tokenizer/pre_tokenizer.h"
 
 #include <algorithm>
+#include <span>
 
 #include "runtime/tokenizer/normalizer.h"
 #include "runtime/tokenizer/unicode.h"
@@ -121,16 +122,36 @@ void PreTokenizer::split(const Regex* regex, std::string_view literal, Behavior 
     thread_local std::vector<char32_t> cps;
     thread_local std::vector<uint32_t> offsets;
     thread_local std::vector<std::pair<uint32_t, uint32_t>> matches;
-    cps.clear();
-    offsets.clear();
+    // Sized for the worst case (one byte per char) and filled by index, with
+    // ASCII decoded inline: this loop runs once per input byte.
+    if (cps.size() < piece.size()) cps.resize(piece.size());
+    if (offsets.size() < piece.size() + 1) offsets.resize(piece.size() + 1);
     matches.clear();
-    for (size_t i = 0; i < piece.size();) {
-      offsets.push_back(static_cast<uint32_t>(i));
-      cps.push_back(decode_utf8(piece, i));
+    size_t n = 0;
+    for (size_t i = 0; i < piece.size(); ++n) {
+      offsets[n] = static_cast<uint32_t>(i);
+      const auto b = static_cast<unsigned char>(piece[i]);
+      if (b < 0x80) {
+        cps[n] = b;
+        ++i;
+      } else {
+        cps[n] = decode_utf8(piece, i);
+      }
     }
-    offsets.push_back(static_cast<uint32_t>(piece.size()));
-    regex->find_all(cps, matches);
-    for (const auto& [s, e] : matches) add_match(offsets[s], offsets[e]);
+    offsets[n] = static_cast<uint32_t>(piece.size());
+    regex->find_all(std::span<const char32_t>(cps.data(), n), matches);
+    if (behavior == Behavior::kIsolated && !invert) {
+      // The common case: every match and every gap between them is a word.
+      size_t at = 0;
+      for (const auto& [ms, me] : matches) {
+        if (offsets[ms] > at) out.push_back(piece.substr(at, offsets[ms] - at));
+        out.push_back(piece.substr(offsets[ms], offsets[me] - offsets[ms]));
+        at = offsets[me];
+      }
+      if (at < piece.size()) out.push_back(piece.substr(at));
+      return;
+    }
+    for (const auto& [ms, me] : matches) add_match(offsets[ms], offsets[me]);
   } else {
     for (size_t hit = piece.find(literal); hit != std::string_view::npos; hit = piece.find(literal, pos)) {
       add_match(hit, hit + literal.size());
