@@ -161,6 +161,7 @@ class CpuBackend final : public Backend {
     const int64_t work = static_cast<int64_t>(batch.num_seqs) * num_q_heads;
     pool_.parallel_for(work, 1, [&](int64_t b, int64_t e) {
       std::vector<float> scores;
+      std::vector<int64_t> row_offset;  // token j's K/V row in the cache, in floats
       std::vector<float> acc(static_cast<std::size_t>(head_dim));
       for (int64_t item = b; item < e; ++item) {
         const int64_t s = item / num_q_heads, h = item % num_q_heads, kvh = h / group;
@@ -168,15 +169,22 @@ class CpuBackend final : public Backend {
         const int64_t ctx = batch.context_len[s];
         const int32_t* table = batch.block_tables + s * batch.max_blocks_per_seq;
         scores.resize(static_cast<std::size_t>(ctx));
+        // Resolved once per (sequence, head) and shared by all its queries,
+        // block by block, instead of a division per key and query.
+        row_offset.resize(static_cast<std::size_t>(ctx));
+        for (int64_t j = 0, blk = 0; j < ctx; ++blk) {
+          const int64_t base = static_cast<int64_t>(table[blk]) * batch.block_size;
+          for (int64_t off = 0; off < batch.block_size && j < ctx; ++off, ++j) {
+            row_offset[j] = (base + off) * kv_row + kvh * head_dim;
+          }
+        }
         for (int32_t t = q_begin; t < q_end; ++t) {
           const int64_t pos = ctx - (q_end - t);
           const int64_t lo = sliding_window > 0 ? std::max<int64_t>(0, pos - sliding_window + 1) : 0;
           const float* qv = q + t * q_stride + h * head_dim;
           float max_score = -INFINITY;
           for (int64_t j = lo; j <= pos; ++j) {
-            const int64_t slot = static_cast<int64_t>(table[j / batch.block_size]) * batch.block_size +
-                                 j % batch.block_size;
-            const float sc = dot(qv, k_cache + slot * kv_row + kvh * head_dim, head_dim) * scale;
+            const float sc = dot(qv, k_cache + row_offset[j], head_dim) * scale;
             scores[j] = sc;
             max_score = std::max(max_score, sc);
           }
@@ -185,17 +193,16 @@ class CpuBackend final : public Backend {
             scores[j] = std::exp(scores[j] - max_score);
             denom += scores[j];
           }
-          std::fill(acc.begin(), acc.end(), 0.0f);
+          float* __restrict a = acc.data();
+          std::fill(a, a + head_dim, 0.0f);
           for (int64_t j = lo; j <= pos; ++j) {
-            const int64_t slot = static_cast<int64_t>(table[j / batch.block_size]) * batch.block_size +
-                                 j % batch.block_size;
-            const float* vv = v_cache + slot * kv_row + kvh * head_dim;
+            const float* __restrict vv = v_cache + row_offset[j];
             const float p = scores[j];
-            for (int64_t d = 0; d < head_dim; ++d) acc[d] += p * vv[d];
+            for (int64_t d = 0; d < head_dim; ++d) a[d] += p * vv[d];
           }
           float* o = out + (t * num_q_heads + h) * head_dim;
           const float inv = 1.0f / denom;
-          for (int64_t d = 0; d < head_dim; ++d) o[d] = acc[d] * inv;
+          for (int64_t d = 0; d < head_dim; ++d) o[d] = a[d] * inv;
         }
       }
     });
