@@ -26,17 +26,23 @@ struct AddRmsNormLaunch {
 
 __global__ void add_rms_norm_registers_kernel(float* out, float* residual, const float* x, const float* weight,
                                               int64_t n, float eps) {
-  pdl_begin();
+  pdl_trigger();
   constexpr int kPerThread = AddRmsNormLaunch::kPerThread;
   const int64_t r = blockIdx.x;
   float* res = residual + r * n;
   const float* xr = x + r * n;
   float v[kPerThread], w[kPerThread];
+  // The norm weights no kernel writes: loaded while the predecessor drains.
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+    w[j] = i < n ? weight[i] : 0.0f;
+  }
+  pdl_wait();
 #pragma unroll
   for (int j = 0; j < kPerThread; ++j) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
     v[j] = i < n ? res[i] + xr[i] : 0.0f;
-    w[j] = i < n ? weight[i] : 0.0f;
   }
   float sum = 0.0f;
 #pragma unroll

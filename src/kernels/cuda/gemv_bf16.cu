@@ -6,6 +6,9 @@
 // L1/L2-resident) applied to every weight vector it loads, fp32 accumulation
 // and a warp reduction. Weights are read with the non-coherent path and not
 // kept in L1: each is used once per step.
+// The first round of weight loads is issued before waiting on the kernel
+// that produces x (launch.cuh): weights must not be written by a kernel
+// still in flight (copy_weight_to_device returns after its conversion).
 // K % 8 != 0 or unaligned pointers take a scalar variant of the same kernel.
 #include <cuda_bf16.h>
 
@@ -71,7 +74,7 @@ template <int kTokens, bool kVector>
 __global__ void __launch_bounds__(GemvLaunch::kThreads)
     gemv_bf16_kernel(float* __restrict__ out, const float* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                      const float* __restrict__ bias, int64_t n, int64_t k) {
-  pdl_begin();
+  pdl_trigger();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * GemvLaunch::kWarps + warp;
   if (row >= n) return;
@@ -85,17 +88,31 @@ __global__ void __launch_bounds__(GemvLaunch::kThreads)
   if constexpr (kVector) {
     const uint4* wr = reinterpret_cast<const uint4*>(w + row * k);
     const int64_t chunks = k / 8;
-    int64_t c = lane;
     constexpr int kU = GemvLaunch::kUnroll;
-    for (; c + 32 * (kU - 1) < chunks; c += 32 * kU) {
-      uint4 wv[kU];
+    int64_t c = lane;
+    uint4 wv[kU];
+    // The first round of weights is loaded before waiting for the kernel
+    // that produces x: no kernel writes weights, and this way the DRAM
+    // ramp-up overlaps the (latency-bound) predecessor.
+    bool full = c + 32 * (kU - 1) < chunks;
+    if (full) {
 #pragma unroll
       for (int u = 0; u < kU; ++u) wv[u] = load_streaming(wr + c + 32 * u);
+    }
+    pdl_wait();
+    while (full) {
 #pragma unroll
       for (int u = 0; u < kU; ++u) dot8<kTokens>(acc, wv[u], x, k, (c + 32 * u) * 8);
+      c += 32 * kU;
+      full = c + 32 * (kU - 1) < chunks;
+      if (full) {
+#pragma unroll
+        for (int u = 0; u < kU; ++u) wv[u] = load_streaming(wr + c + 32 * u);
+      }
     }
     for (; c < chunks; c += 32) dot8<kTokens>(acc, load_streaming(wr + c), x, k, c * 8);
   } else {
+    pdl_wait();
     const __nv_bfloat16* wr = w + row * k;
     for (int64_t c = lane; c < k; c += 32) {
       const float wf = __bfloat162float(wr[c]);

@@ -5,7 +5,9 @@
 // contract on every kernel launched this way: it calls pdl_begin() before
 // touching global memory; pdl_begin() lets the next kernel launch, then
 // waits until this one's predecessor has completed and its writes are
-// visible. Kernels not launched this way see both as no-ops.
+// visible. A kernel may instead call pdl_trigger(), read memory no kernel
+// writes (weights) while its predecessor still runs, then pdl_wait() before
+// anything else. Kernels not launched this way see all three as no-ops.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,9 +16,11 @@
 
 namespace llmctl::kernels::cuda {
 
+__device__ __forceinline__ void pdl_trigger() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
 __device__ __forceinline__ void pdl_begin() {
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+  pdl_trigger();
+  pdl_wait();
 }
 
 template <typename... Params, typename... Args>
