@@ -1,6 +1,7 @@
 // Random-weight Llama (llama3 RoPE), Qwen2 (qkv bias, bf16), Qwen3 (q/k
-// norm, fp16) and Mistral (sliding window 5, shorter than the prompts, so
-// the window changes the result) against transformers fp32 references made by
+// norm, fp16), Mistral (sliding window 5, shorter than the prompts, so the
+// window changes the result) and Qwen2 with the window on its second layer
+// only, against transformers fp32 references made by
 // tests/fixtures/models/make_engine_fixtures.py, and the engine's batching,
 // prefix caching, preemption and seeding invariants on them.
 #include <doctest/doctest.h>
@@ -13,7 +14,7 @@ using namespace llmctl::engine;
 using namespace llmctl::engine::testing;
 
 namespace {
-const char* kModels[] = {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-mistral"};
+const char* kModels[] = {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-mistral", "tiny-qwen2-swa"};
 
 std::map<uint64_t, std::vector<int32_t>> add_all(Engine& e, const nlohmann::json& refs, SamplingParams p) {
   std::map<uint64_t, std::vector<int32_t>> expected;
