@@ -27,6 +27,29 @@ TEST_CASE("cuda allocate returns zeroed memory and reports an impossible size as
   CHECK(d_x.download() == x);
 }
 
+TEST_CASE("a captured CudaGraph replays its ops on whatever the inputs hold at replay time") {
+  Backends b;
+  std::mt19937 rng(43);
+  const int64_t rows = 3, n = 500;
+  const auto weight = random_floats(rng, n);
+  GuardedArray<float> d_x(*b.gpu, rows * n, nullptr), d_w(*b.gpu, n, &weight), d_out(*b.gpu, rows * n);
+  REQUIRE(CudaGraph::begin_capture(*b.gpu).is_ok());
+  b.gpu->rms_norm(d_out.data(), d_x.data(), d_w.data(), rows, n, 1e-5f);
+  auto graph = CudaGraph::end_capture(*b.gpu);
+  REQUIRE_MESSAGE(graph.is_ok(), graph.status().to_string());
+  for (int round = 0; round < 2; ++round) {
+    CAPTURE(round);
+    const auto x = random_floats(rng, rows * n);
+    b.gpu->copy_to_device(d_x.data(), x.data(), x.size() * sizeof(float));
+    (*graph)->replay();
+    std::vector<float> want(x.size());
+    b.cpu->rms_norm(want.data(), x.data(), weight.data(), rows, n, 1e-5f);
+    check_close(d_out.download(), want, 1e-6, 1e-5, "rms_norm replayed");
+  }
+  auto not_cuda = CudaGraph::begin_capture(*b.cpu);
+  CHECK(not_cuda.code() == StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("make_backend picks cuda for cuda and auto on a GPU host, and rejects other names") {
   auto cuda = make_backend("cuda");
   REQUIRE(cuda.is_ok());
