@@ -10,6 +10,8 @@ build_pkgs="build-essential cmake ninja-build pkg-config git ca-certificates fil
   libssh-dev nlohmann-json3-dev libopenblas-dev libgloo-dev libssl-dev zlib1g-dev
   libhttp-parser-dev libpcre2-dev curl"
 test_pkgs="iproute2 nftables openssh-server openssh-client procps psmisc python3 dpkg-dev"
+# The bounded fuzzing run of packaging/check.sh (fuzz/run.sh): clang and libFuzzer.
+test_pkgs="$test_pkgs clang-14 libclang-rt-14-dev"
 
 pkgs="$build_pkgs"
 if [ "${1:-}" != "--build" ]; then pkgs="$pkgs $test_pkgs"; fi
