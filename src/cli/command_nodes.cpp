@@ -7,8 +7,8 @@
 namespace llmctl::cli {
 
 // Defined in command_status.cpp.
-Result<nlohmann::json> fetch_cluster_status(const GlobalOptions& global, const std::string& address,
-                                            const std::string& token);
+Result<nlohmann::json> fetch_cluster_status(const GlobalOptions& global, const std::string& config,
+                                            const std::string& address, const std::string& token);
 
 void register_nodes(CLI::App& app, CliContext& ctx) {
   struct Options {
@@ -24,8 +24,7 @@ void register_nodes(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
-      if (!o->config.empty()) return report_error("nodes", Status::unimplemented("--config needs `llmctl up` (issue #10)"));
-      auto status = fetch_cluster_status(ctx.global, o->address, o->token);
+      auto status = fetch_cluster_status(ctx.global, o->config, o->address, o->token);
       if (!status.is_ok()) return report_error("nodes", status.status());
       if (o->json) {
         fmt::print("{}\n", control::nodes_json(*status).dump(2));

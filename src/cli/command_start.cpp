@@ -50,6 +50,18 @@ std::vector<std::string> agent_args(const StartOptions& o, const std::string& st
   return a;
 }
 
+// Starts one daemon of this node (`llmctl head` or `llmctl agent`) detached,
+// its stdout/stderr appended to `out_log`, and records its pid in `pid_file`.
+Result<pid_t> spawn_daemon(const std::vector<std::string>& args, const std::string& token, const std::string& out_log,
+                           const std::string& pid_file, const std::string& what) {
+  auto pid = control::spawn_detached(args, {"LLMCTL_TOKEN=" + token}, out_log);
+  if (!pid.is_ok()) return pid.status().with_context("starting the " + what);
+  if (Status s = control::write_pid_file(pid_file, *pid); !s.is_ok()) {
+    return s.with_context(fmt::format("the {} started (pid {})", what, *pid));
+  }
+  return *pid;
+}
+
 // Waits until the head lists a node at `node_ip` with `role` as Active.
 Status wait_for_node(const control::ClusterAccess& access, const std::string& node_ip, const std::string& agent_pid_file,
                      std::chrono::milliseconds timeout) {
@@ -121,9 +133,8 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
                                         "--heartbeat-period-ms", std::to_string(o.heartbeat_period_ms),
                                         "--num-missed-heartbeats", std::to_string(o.num_missed_heartbeats)};
   std::string head_out = paths.logs_dir + "/head.out";
-  auto head_pid = control::spawn_detached(head_args, {"LLMCTL_TOKEN=" + token}, head_out);
-  if (!head_pid.is_ok()) return report_error("start", head_pid.status().with_context("starting the head"));
-  (void)control::write_pid_file(paths.head_pid, *head_pid);
+  auto head_pid = spawn_daemon(head_args, token, head_out, paths.head_pid, "head");
+  if (!head_pid.is_ok()) return report_error("start", head_pid.status());
 
   // Returns once the head answers.
   auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -145,10 +156,9 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
   if (pid_t pid = control::running_pid(paths.agent_pid)) {
     fmt::print("The agent of this node is already running (pid {}); it re-attaches to the head.\n", pid);
   } else {
-    auto agent_pid = control::spawn_detached(agent_args(o, state_dir, access.address, node_ip, "head"),
-                                             {"LLMCTL_TOKEN=" + token}, paths.logs_dir + "/agent.out");
-    if (!agent_pid.is_ok()) return report_error("start", agent_pid.status().with_context("starting the agent"));
-    (void)control::write_pid_file(paths.agent_pid, *agent_pid);
+    auto agent_pid = spawn_daemon(agent_args(o, state_dir, access.address, node_ip, "head"), token,
+                                  paths.logs_dir + "/agent.out", paths.agent_pid, "agent");
+    if (!agent_pid.is_ok()) return report_error("start", agent_pid.status());
   }
   if (Status s = wait_for_node(access, node_ip, paths.agent_pid, 10s); !s.is_ok()) {
     return report_error("start", s.with_context("the head started but this node's agent did not join"));
@@ -176,10 +186,9 @@ int start_agent(const StartOptions& o, const GlobalOptions& global) {
   if (auto hp = control::parse_host_port(access->address); !hp.is_ok()) return report_error("start", hp.status());
   if (Status s = control::write_cluster_access(paths, *access); !s.is_ok()) return report_error("start", s);
   std::string node_ip = control::guess_node_address(o.node_ip);
-  auto pid = control::spawn_detached(agent_args(o, state_dir, access->address, node_ip, "worker"),
-                                     {"LLMCTL_TOKEN=" + access->token}, paths.logs_dir + "/agent.out");
-  if (!pid.is_ok()) return report_error("start", pid.status().with_context("starting the agent"));
-  (void)control::write_pid_file(paths.agent_pid, *pid);
+  auto pid = spawn_daemon(agent_args(o, state_dir, access->address, node_ip, "worker"), access->token,
+                         paths.logs_dir + "/agent.out", paths.agent_pid, "agent");
+  if (!pid.is_ok()) return report_error("start", pid.status());
   if (Status s = wait_for_node(*access, node_ip, paths.agent_pid, 10s); !s.is_ok()) {
     if (control::running_pid(paths.agent_pid) == 0) {
       return report_error("start", s.with_context(fmt::format("the agent exited; see {}/agent.out", paths.logs_dir)));

@@ -2,17 +2,49 @@
 #include <fmt/format.h>
 
 #include "cli/cli_context.h"
+#include "config/cluster_config.h"
 #include "runtime/control/cluster_report.h"
 #include "runtime/control/control_client.h"
 #include "runtime/control/daemon.h"
 
 namespace llmctl::cli {
 
-// Shared with `llmctl nodes`: the head's cluster.status reply.
-Result<nlohmann::json> fetch_cluster_status(const GlobalOptions& global, const std::string& address,
-                                            const std::string& token) {
+namespace {
+
+// --config cluster.toml: the head is [head] node_ip (else host) at [ports]
+// head; the token is --token / LLMCTL_TOKEN, else what `llmctl up` kept for
+// this cluster on this machine (a token is never in cluster.toml).
+Result<control::ClusterAccess> access_from_config(const std::string& config_path, const std::string& token,
+                                                  const control::NodePaths& paths) {
+  ASSIGN_OR_RETURN(ClusterConfig c, load_cluster_config(config_path));
+  const std::string& host = c.head.node_ip.empty() ? c.head.host : c.head.node_ip;
+  control::ClusterAccess access{fmt::format("{}:{}", host, c.ports.head), token};
+  if (access.token.empty()) {
+    std::string kept_file = control::launched_cluster_file(paths, c.name);
+    auto kept = control::read_cluster_access_file(kept_file);
+    if (!kept.is_ok()) {
+      return Status::invalid_argument(fmt::format(
+          "no token for cluster \"{}\" ({}): pass --token (or LLMCTL_TOKEN), or bring it up from here with `llmctl up {}`",
+          c.name, kept.status().message(), config_path));
+    }
+    access.token = kept->token;
+  }
+  return access;
+}
+
+}  // namespace
+
+// Shared with `llmctl nodes`: the head's cluster.status reply, from the head
+// named by --config, else --address/--token, else this node's cluster.
+Result<nlohmann::json> fetch_cluster_status(const GlobalOptions& global, const std::string& config,
+                                            const std::string& address, const std::string& token) {
   control::NodePaths paths(resolve_state_dir(global));
-  ASSIGN_OR_RETURN(control::ClusterAccess access, control::resolve_cluster_access(address, token, paths));
+  if (!config.empty() && !address.empty()) {
+    return Status::invalid_argument("--config and --address both name the head; give one");
+  }
+  ASSIGN_OR_RETURN(control::ClusterAccess access, config.empty()
+                                                      ? control::resolve_cluster_access(address, token, paths)
+                                                      : access_from_config(config, token, paths));
   ASSIGN_OR_RETURN(auto hp, control::parse_host_port(access.address));
   auto client = control::ControlClient::connect(hp.first, hp.second, access.token, std::chrono::milliseconds(3000));
   if (!client.is_ok()) return client.status().with_context(fmt::format("cannot reach the head at {}", access.address));
@@ -33,8 +65,7 @@ void register_status(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
-      if (!o->config.empty()) return report_error("status", Status::unimplemented("--config needs `llmctl up` (issue #10)"));
-      auto status = fetch_cluster_status(ctx.global, o->address, o->token);
+      auto status = fetch_cluster_status(ctx.global, o->config, o->address, o->token);
       if (!status.is_ok()) return report_error("status", status.status());
       if (o->json) {
         fmt::print("{}\n", status->dump(2));

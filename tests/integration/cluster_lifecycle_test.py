@@ -49,6 +49,30 @@ def main():
         outside = c.llmctl(a1, ["nodes", "--json", "--address", f"{head.address}:{h.PORT}", "--token", c.token],
                            check_rc=0)
         check(len(json.loads(outside.stdout)) == 4, "nodes works with explicit --address/--token")
+        check(all("gpus" not in n["usage"] for n in json.loads(outside.stdout)),
+              "no GPU usage is reported on GPU-less hosts (NVML absent)")
+        check("no GPUs reported" in text, "status text says when a node reports no GPUs")
+
+        # --- --config cluster.toml names the head; the token from --token or what `up` kept ---
+        toml = os.path.join(c.root, "lf.toml")
+        with open(toml, "w") as f:
+            f.write(f'[cluster]\nname = "lf"\n[ports]\nhead = {h.PORT}\n'
+                    f'[head]\nhost = "lf001"\nnode_ip = "{head.address}"\n')
+        r = c.llmctl(a1, ["status", "--config", toml, "--token", c.token], check_rc=0)
+        check("Active:\n 4 nodes" in r.stdout, "status --config cluster.toml --token reaches the head")
+        # A machine outside the cluster (no cluster.json of its own): no token anywhere is an error that says so.
+        outside_dir = os.path.join(c.root, "outside")
+        r = a1.run([h.LLMCTL, "--state-dir", outside_dir, "nodes", "--config", toml],
+                   env={"LLMCTL_ADDRESS": "", "LLMCTL_TOKEN": ""})
+        check(r.returncode != 0 and "no token" in r.stderr and "llmctl up" in r.stderr,
+              f"nodes --config without a token says how to get one: {r.stderr.strip()}")
+        os.makedirs(os.path.join(outside_dir, "clusters"))
+        with open(os.path.join(outside_dir, "clusters", "lf.json"), "w") as f:
+            json.dump({"address": f"{head.address}:{h.PORT}", "token": c.token}, f)
+        r = a1.run([h.LLMCTL, "--state-dir", outside_dir, "nodes", "--json", "--config", toml],
+                   env={"LLMCTL_ADDRESS": "", "LLMCTL_TOKEN": ""})
+        check(r.returncode == 0 and len(json.loads(r.stdout)) == 4,
+              "nodes --config uses the token `up` keeps in <state>/clusters/<name>.json")
 
         # --- a second head on the same node is refused ---
         r = c.llmctl(head, ["start", "--head", "--node-ip-address", head.address, "--port", str(h.PORT)])

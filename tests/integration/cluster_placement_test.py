@@ -56,6 +56,34 @@ def main():
             out = os.path.join(c.state_dir(host), "agent", "bundles", f"{group['group_id']}-{group['bundles'].index(b)}.out")
             check(os.path.exists(out) and "started" in open(out).read(), f"bundle stdout logged in {host.hostname}'s state dir")
 
+        # --- kill -9 a node running a bundle: the bundle is placed again on a free GPU elsewhere ---
+        by_id = {n["node_id"]: n for n in c.nodes_json()}
+        hosts_by_addr = {x.address: x for x in [c.head] + c.agents}
+        victim_index, victim = next((i, hosts_by_addr[by_id[b["node_id"]]["address"]])
+                                    for i, b in enumerate(group["bundles"])
+                                    if hosts_by_addr[by_id[b["node_id"]]["address"]] is not c.head)
+        mark = os.path.join(marks, f"rank{victim_index}")
+        os.remove(mark)
+        t_kill = time.time()
+        os.kill(c.pid(victim, "agent"), 9)
+
+        def moved():
+            try:
+                with open(mark) as fh:
+                    host = fh.read().split()[1]
+            except (OSError, IndexError):
+                return None
+            return host if host != victim.hostname else None
+        new_host = wait_for(moved, 10, "the lost bundle to start on another node")
+        print(f"MEASURED: bundle {victim_index} restarted on {new_host} {time.time() - t_kill:.2f}s after kill -9 of "
+              f"{victim.hostname}")
+        check(new_host not in hosts, f"the lost bundle runs on a node that had none of the group ({new_host})")
+        g = next(g for g in c.status_json()["groups"] if g["group_id"] == group["group_id"])
+        check(by_id[g["bundles"][victim_index]["node_id"]]["address"] != victim.address
+              and g["bundles"][1 - victim_index]["node_id"] == group["bundles"][1 - victim_index]["node_id"],
+              "status shows the bundle on its new node and the other one where it was")
+        check(len({b["node_id"] for b in g["bundles"]}) == 2, "SPREAD still holds: two different nodes")
+
         # --- impossible: pending, with the reason in status ---
         r = c.llmctl(c.head, ["submit", "--name", "huge", "--strategy", "STRICT_SPREAD",
                               "--bundles", json.dumps([{"GPU": 1}] * 5), "--", "true"], check_rc=0)

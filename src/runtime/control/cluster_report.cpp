@@ -26,6 +26,18 @@ std::string amount(const std::string& name, double v) {
   return fmt::format("{:.1f}", v);
 }
 
+// "gpu0 45% 10.2/80.0GiB gpu1 ..." from a heartbeat's usage; "-" without GPUs.
+std::string gpu_usage_text(const nlohmann::json& usage) {
+  if (!usage.is_object() || !usage.contains("gpus") || !usage["gpus"].is_array() || usage["gpus"].empty()) return "-";
+  std::vector<std::string> parts;
+  for (const auto& g : usage["gpus"]) {
+    parts.push_back(fmt::format("gpu{} {}% {:.1f}/{:.1f}GiB", g.value("index", 0), g.value("utilization_percent", 0),
+                                static_cast<double>(g.value("memory_used_bytes", std::uint64_t{0})) / kGiB,
+                                static_cast<double>(g.value("memory_total_bytes", std::uint64_t{0})) / kGiB));
+  }
+  return fmt::format("{}", fmt::join(parts, " "));
+}
+
 std::string short_resources(const nlohmann::json& r) {
   std::vector<std::string> parts;
   for (auto it = r.begin(); it != r.end(); ++it) {
@@ -81,9 +93,11 @@ std::string format_status(const nlohmann::json& s) {
   for (const auto& n : s.value("nodes", nlohmann::json::array())) {
     if (n.value("state", "") != "Active" || !n.contains("usage")) continue;
     const auto& u = n["usage"];
-    out += fmt::format("  {:<16} cpu {:5.1f}%  memory {:.1f}/{:.1f}GiB\n", n.value("name", ""),
+    std::string gpus = gpu_usage_text(u);
+    out += fmt::format("  {:<16} cpu {:5.1f}%  memory {:.1f}/{:.1f}GiB  {}\n", n.value("name", ""),
                        u.value("cpu_percent", 0.0), static_cast<double>(u.value("memory_used_bytes", std::uint64_t{0})) / kGiB,
-                       static_cast<double>(u.value("memory_total_bytes", std::uint64_t{0})) / kGiB);
+                       static_cast<double>(u.value("memory_total_bytes", std::uint64_t{0})) / kGiB,
+                       gpus == "-" ? "no GPUs reported" : gpus);
   }
   out += "\nPending demands:\n";
   const auto& pending = s.value("pending", nlohmann::json::array());
@@ -137,13 +151,13 @@ nlohmann::json nodes_json(const nlohmann::json& s) {
 
 std::string format_nodes(const nlohmann::json& s) {
   std::vector<std::vector<std::string>> rows = {
-      {"NODE_ID", "NAME", "ADDRESS", "ROLE", "STATE", "RESOURCES", "HEARTBEAT_AGE", "VERSION"}};
+      {"NODE_ID", "NAME", "ADDRESS", "ROLE", "STATE", "RESOURCES", "HEARTBEAT_AGE", "GPU_USE", "VERSION"}};
   for (const auto& n : nodes_json(s)) {
     std::string age = n["heartbeat_age_ms"].is_number() ? fmt::format("{}ms", n["heartbeat_age_ms"].get<std::int64_t>()) : "-";
     std::string state = n.value("state", "");
     if (state == "Dead" && !n.value("reason", "").empty()) state = fmt::format("{}({})", state, n.value("reason", ""));
     rows.push_back({n.value("node_id", ""), n.value("name", ""), n.value("address", ""), n.value("role", ""), state,
-                    short_resources(n["resources"]), age, n.value("version", "")});
+                    short_resources(n["resources"]), age, gpu_usage_text(n["usage"]), n.value("version", "")});
   }
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (const auto& r : rows) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -55,20 +56,30 @@ Status write_cluster_access(const NodePaths& paths, const ClusterAccess& access)
 }
 
 Result<ClusterAccess> read_cluster_access(const NodePaths& paths) {
-  std::ifstream in(paths.cluster_file);
-  if (!in) {
+  auto a = read_cluster_access_file(paths.cluster_file);
+  if (!a.is_ok() && a.status().code() == StatusCode::kNotFound) {
     return Status::not_found(fmt::format("this node is in no cluster ({} is missing); pass --address and --token",
                                          paths.cluster_file));
   }
+  return a;
+}
+
+Result<ClusterAccess> read_cluster_access_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found(fmt::format("{} is missing", path));
   std::stringstream ss;
   ss << in.rdbuf();
   auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::invalid_argument(fmt::format("{} is not valid JSON", paths.cluster_file));
+  if (j.is_discarded() || !j.is_object()) return Status::invalid_argument(fmt::format("{} is not valid JSON", path));
   ClusterAccess a{j.value("address", ""), j.value("token", "")};
   if (a.address.empty() || a.token.empty()) {
-    return Status::invalid_argument(fmt::format("{} lacks address or token", paths.cluster_file));
+    return Status::invalid_argument(fmt::format("{} lacks address or token", path));
   }
   return a;
+}
+
+std::string launched_cluster_file(const NodePaths& paths, const std::string& cluster_name) {
+  return fmt::format("{}/clusters/{}.json", paths.root, cluster_name);
 }
 
 pid_t running_pid(const std::string& path) {
@@ -85,12 +96,28 @@ pid_t running_pid(const std::string& path) {
   std::ifstream cmd(fmt::format("/proc/{}/cmdline", pid));
   std::string argv0;
   std::getline(cmd, argv0, '\0');
+  // The kernel shows an empty command line while a process is inside
+  // execve() (the new image's arguments are not mapped yet); a daemon we
+  // just spawned is exactly in that window, so empty means "starting",
+  // unless it is a kernel thread (PF_KTHREAD, field 9 of stat).
+  if (argv0.empty()) {
+    std::istringstream fields(close_paren == std::string::npos ? std::string() : content.substr(close_paren + 2));
+    std::string field;
+    unsigned long flags = 0;
+    for (int i = 3; i <= 9 && fields >> field; ++i) {
+      if (i == 9) flags = std::strtoul(field.c_str(), nullptr, 10);
+    }
+    constexpr unsigned long kPfKthread = 0x00200000;
+    return (flags & kPfKthread) != 0 || close_paren == std::string::npos ? 0 : static_cast<pid_t>(pid);
+  }
   if (argv0.find("llmctl") == std::string::npos) return 0;
   return static_cast<pid_t>(pid);
 }
 
 Status write_pid_file(const std::string& path, pid_t pid) {
-  std::string tmp = path + ".tmp";
+  // `start` and the daemon itself both write the daemon's pid file; a tmp
+  // name of their own keeps one from renaming the other's half-written file.
+  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
   {
     std::ofstream out(tmp);
     out << pid << "\n";
@@ -128,14 +155,26 @@ Result<pid_t> spawn_detached(const std::vector<std::string>& args, const std::ve
   argv.push_back(nullptr);
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return Status::io_error(fmt::format("opening {}: {}", log_path, std::strerror(errno)));
-  int pipe_fds[2];
+  // pipe_fds carries the daemon's pid from the middle child; exec_fds the
+  // daemon's execve() outcome (a separate pipe, so the two never interleave).
+  int pipe_fds[2], exec_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
     ::close(log_fd);
     return Status::io_error(fmt::format("pipe: {}", std::strerror(errno)));
   }
+  if (::pipe2(exec_fds, O_CLOEXEC) != 0) {
+    ::close(log_fd);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    return Status::io_error(fmt::format("pipe: {}", std::strerror(errno)));
+  }
   // Double fork: the daemon is re-parented to init and never becomes our zombie.
   pid_t child = ::fork();
-  if (child < 0) return Status::io_error(fmt::format("fork: {}", std::strerror(errno)));
+  if (child < 0) {
+    int err = errno;
+    for (int fd : {pipe_fds[0], pipe_fds[1], exec_fds[0], exec_fds[1], log_fd}) ::close(fd);
+    return Status::io_error(fmt::format("fork: {}", std::strerror(err)));
+  }
   if (child == 0) {
     ::setsid();
     pid_t grandchild = ::fork();
@@ -145,6 +184,10 @@ Result<pid_t> spawn_detached(const std::vector<std::string>& args, const std::ve
       ::dup2(log_fd, 1);
       ::dup2(log_fd, 2);
       ::execve(exe, argv.data(), envp.data());
+      // Only reached when execve failed: tell the parent why.
+      int err = errno;
+      ssize_t w = ::write(exec_fds[1], &err, sizeof err);
+      (void)w;
       ::_exit(127);
     }
     ssize_t w = ::write(pipe_fds[1], &grandchild, sizeof grandchild);
@@ -152,12 +195,27 @@ Result<pid_t> spawn_detached(const std::vector<std::string>& args, const std::ve
     ::_exit(grandchild > 0 ? 0 : 1);
   }
   ::close(pipe_fds[1]);
+  ::close(exec_fds[1]);
   ::close(log_fd);
   pid_t daemon_pid = -1;
   ssize_t r = ::read(pipe_fds[0], &daemon_pid, sizeof daemon_pid);
   ::close(pipe_fds[0]);
   ::waitpid(child, nullptr, 0);
-  if (r != sizeof daemon_pid || daemon_pid <= 0) return Status::io_error("could not start the daemon (fork failed)");
+  if (r != sizeof daemon_pid || daemon_pid <= 0) {
+    ::close(exec_fds[0]);
+    return Status::io_error("could not start the daemon (fork failed)");
+  }
+  // The pipe is close-on-exec, so end-of-file means the daemon's execve()
+  // went through; an errno instead means it failed.
+  int exec_errno = 0;
+  ssize_t e;
+  do {
+    e = ::read(exec_fds[0], &exec_errno, sizeof exec_errno);
+  } while (e < 0 && errno == EINTR);
+  ::close(exec_fds[0]);
+  if (e == sizeof exec_errno) {
+    return Status::io_error(fmt::format("could not run {}: {}", exe, std::strerror(exec_errno)));
+  }
   return daemon_pid;
 }
 

@@ -29,6 +29,13 @@ struct ClusterAccess {
 };
 Status write_cluster_access(const NodePaths& paths, const ClusterAccess& access);
 Result<ClusterAccess> read_cluster_access(const NodePaths& paths);
+// Any file of cluster.json's shape.
+Result<ClusterAccess> read_cluster_access_file(const std::string& path);
+
+// Where the machine that ran `llmctl up cluster.toml` keeps how to reach that
+// cluster (cluster.json's shape), so `status --config cluster.toml` needs no
+// token: <state>/clusters/<cluster name>.json.
+std::string launched_cluster_file(const NodePaths& paths, const std::string& cluster_name);
 
 // A fresh cluster token: 32 random bytes, hex.
 std::string new_cluster_token();

@@ -247,11 +247,18 @@ Result<nlohmann::json> Head::handle_register(const std::shared_ptr<transport::Ch
     if (b.is_object()) running.emplace(b.value("group_id", ""), b.value("index", std::size_t{0}));
   }
   for (auto& [gid, g] : state_.groups) {
-    if (g.state != "placed") continue;
     for (std::size_t i = 0; i < g.bundles.size(); ++i) {
-      if (g.bundles[i].node_id == n.node_id && !running.count({gid, i}) &&
+      bool ours = g.state == "placed" && g.bundles[i].node_id == n.node_id;
+      if (ours && !running.count({gid, i}) &&
           (g.bundles[i].state == "starting" || g.bundles[i].state == "running" || g.bundles[i].state == "lost")) {
         launch_bundle(g, i);
+      }
+      // It was declared Dead while its processes ran on (a partition): they
+      // have been placed elsewhere since, so they stop here.
+      if (!ours && running.count({gid, i})) {
+        head_log()->info("node {} still runs bundle {}[{}], which moved; stopping it there", node_label(state_, n.node_id),
+                         gid, i);
+        ch->push("bundle.kill", {{"group_id", gid}, {"index", i}});
       }
     }
   }
@@ -320,15 +327,32 @@ void Head::mark_dead(const std::string& id, const std::string& reason, bool is_f
   } else {
     head_log()->info("node {} left the cluster: {}", node_label(state_, id), reason);
   }
+  // Its bundles go back to pending (the rest of their group stays put) and
+  // are placed again as soon as resources allow.
+  bool any_lost = false;
   for (auto& [gid, g] : state_.groups) {
+    if (g.state != "placed") continue;
+    GroupRecord updated = g;
     bool changed = false;
-    for (auto& b : g.bundles) {
-      if (b.node_id == id && g.state == "placed" && b.state != "exited") {
-        b.state = "lost";
-        changed = true;
-      }
+    for (std::size_t i = 0; i < updated.bundles.size(); ++i) {
+      BundleRecord& b = updated.bundles[i];
+      if (b.node_id != id || b.state == "exited") continue;
+      head_log()->info("bundle {}[{}] ({}) lost with node {}; placing it again", gid, i, g.name, node_label(state_, id));
+      b.node_id.clear();
+      b.state = "pending";
+      b.pid = 0;
+      changed = true;
     }
-    if (changed) (void)commit(group_record(g));
+    if (changed) {
+      updated.reason = fmt::format("bundle(s) lost with node {}", node_label(state_, id));
+      (void)commit(group_record(updated));
+      any_lost = true;
+    }
+  }
+  if (any_lost) {
+    asio::post(io_, [this, life = std::weak_ptr<int>(life_)] {
+      if (!life.expired()) place_pending();
+    });
   }
   if (auto a = agent_channels_.find(id); a != agent_channels_.end()) {
     auto ch = a->second;
@@ -489,8 +513,63 @@ void Head::try_place(GroupRecord& g) {
   head_log()->info("placement group {} ({}) placed: {}", g.group_id, g.name, fmt::join(decision.node_ids, ", "));
 }
 
+bool Head::try_replace(GroupRecord& g) {
+  std::vector<placement::NodeCapacity> nodes;
+  for (const auto& [id, n] : state_.nodes) {
+    if (n.state != NodeState::kActive || !agent_channels_.count(id)) continue;
+    placement::NodeCapacity c{id, n.resources, n.resources};
+    placement::subtract_from(c.available, state_.used_on(id));
+    nodes.push_back(std::move(c));
+  }
+  std::vector<ResourceSet> requests;
+  std::vector<std::string> current;
+  for (const auto& b : g.bundles) {
+    requests.push_back(b.resources);
+    current.push_back(b.state == "pending" ? std::string() : b.node_id);
+  }
+  auto decision = placement::place_missing(requests, g.strategy, nodes, current);
+  if (!decision.placed) {
+    g.reason = decision.reason;
+    return false;
+  }
+  for (std::size_t i = 0; i < g.bundles.size(); ++i) {
+    if (!current[i].empty()) continue;
+    g.bundles[i].node_id = decision.node_ids[i];
+    g.bundles[i].state = "starting";
+    head_log()->info("placement group {} ({}) bundle {} placed again on {}", g.group_id, g.name, i,
+                     node_label(state_, decision.node_ids[i]));
+  }
+  g.reason.clear();
+  return true;
+}
+
+bool Head::has_pending_bundles(const GroupRecord& g) {
+  return g.state == "placed" &&
+         std::any_of(g.bundles.begin(), g.bundles.end(), [](const BundleRecord& b) { return b.state == "pending"; });
+}
+
 void Head::place_pending() {
   if (stopped_) return;
+  // Groups that lost bundles with a dead node first: they already hold the rest.
+  std::vector<std::string> partial;
+  for (const auto& [id, g] : state_.groups) {
+    if (has_pending_bundles(g)) partial.push_back(id);
+  }
+  for (const auto& id : partial) {
+    GroupRecord g = state_.groups.at(id);
+    std::string old_reason = g.reason;
+    std::vector<bool> was_pending;
+    for (const auto& b : g.bundles) was_pending.push_back(b.state == "pending");
+    bool placed = try_replace(g);
+    if (placed || g.reason != old_reason) {
+      if (!commit(group_record(g)).is_ok()) continue;
+    }
+    if (placed) {
+      for (std::size_t i = 0; i < g.bundles.size(); ++i) {
+        if (was_pending[i]) launch_bundle(g, i);
+      }
+    }
+  }
   std::vector<std::string> pending;
   for (const auto& [id, g] : state_.groups) {
     if (g.state == "pending") pending.push_back(id);
@@ -532,6 +611,8 @@ void Head::on_bundle_update(transport::Channel* raw, const nlohmann::json& d) {
   std::size_t i = d.value("index", std::size_t{0});
   if (i >= g.bundles.size()) return;
   BundleRecord& b = g.bundles[i];
+  // A late report from a node the bundle has moved away from.
+  if (b.node_id != channel_nodes_.at(raw)) return;
   b.state = d.value("state", b.state);
   b.exit_code = d.value("exit_code", b.exit_code);
   b.num_restarts = d.value("num_restarts", b.num_restarts);
@@ -575,9 +656,11 @@ nlohmann::json Head::status_json() const {
   j["pending"] = nlohmann::json::array();
   for (const auto& [id, g] : state_.groups) {
     j["groups"].push_back(group_to_json(g));
-    if (g.state == "pending") {
+    if (g.state == "pending" || has_pending_bundles(g)) {
       nlohmann::json demands = nlohmann::json::array();
-      for (const auto& b : g.bundles) demands.push_back(placement::resources_to_json(b.resources));
+      for (const auto& b : g.bundles) {
+        if (g.state == "pending" || b.state == "pending") demands.push_back(placement::resources_to_json(b.resources));
+      }
       j["pending"].push_back({{"group_id", id},
                               {"name", g.name},
                               {"strategy", placement::strategy_name(g.strategy)},

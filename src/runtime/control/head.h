@@ -88,6 +88,10 @@ class Head {
   void tick();
   void mark_dead(const std::string& node_id, const std::string& reason, bool is_failure);
   void try_place(GroupRecord& group);
+  // Places the bundles of a placed group that went back to pending when their
+  // node died; false (with group.reason set) while they do not fit.
+  bool try_replace(GroupRecord& group);
+  static bool has_pending_bundles(const GroupRecord& group);
   void place_pending();
   void launch_bundle(const GroupRecord& group, std::size_t index);
   // Logs then applies a record; the one way state changes.

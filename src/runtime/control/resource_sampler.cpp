@@ -46,9 +46,11 @@ nlohmann::json ResourceSampler::sample() {
   last_busy_ = busy;
   last_total_ = total;
   auto [mem_total, mem_available] = read_meminfo();
-  return {{"cpu_percent", percent},
-          {"memory_used_bytes", mem_total - std::min(mem_total, mem_available)},
-          {"memory_total_bytes", mem_total}};
+  nlohmann::json usage = {{"cpu_percent", percent},
+                          {"memory_used_bytes", mem_total - std::min(mem_total, mem_available)},
+                          {"memory_total_bytes", mem_total}};
+  if (gpus_.available()) usage["gpus"] = gpu_usage_to_json(gpus_.sample());
+  return usage;
 }
 
 }  // namespace llmctl::control

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -208,6 +209,64 @@ PlacementDecision place(const std::vector<ResourceSet>& bundles, Strategy strate
       d.reason = never;
     }
   }
+  return d;
+}
+
+PlacementDecision place_missing(const std::vector<ResourceSet>& bundles, Strategy strategy,
+                                const std::vector<NodeCapacity>& nodes, const std::vector<std::string>& current) {
+  PlacementDecision d;
+  if (current.size() != bundles.size()) {
+    d.reason = fmt::format("{} node ids for {} bundles", current.size(), bundles.size());
+    d.infeasible = true;
+    return d;
+  }
+  std::vector<ResourceSet> missing;
+  std::vector<std::size_t> missing_index;
+  std::set<std::string> kept_nodes;
+  for (std::size_t i = 0; i < bundles.size(); ++i) {
+    if (current[i].empty()) {
+      missing.push_back(bundles[i]);
+      missing_index.push_back(i);
+    } else {
+      kept_nodes.insert(current[i]);
+    }
+  }
+  if (missing.empty() || kept_nodes.empty()) {
+    d = missing.empty() ? PlacementDecision{true, current, "", false} : place(bundles, strategy, nodes);
+    return d;
+  }
+  std::vector<NodeCapacity> with_kept, without_kept;
+  for (const auto& n : nodes) (kept_nodes.count(n.node_id) ? with_kept : without_kept).push_back(n);
+
+  // (candidate nodes, strategy for the missing bundles among them), tried in order.
+  std::vector<std::pair<const std::vector<NodeCapacity>*, Strategy>> attempts;
+  switch (strategy) {
+    case Strategy::kStrictPack:
+      attempts.push_back({&with_kept, Strategy::kStrictPack});
+      break;
+    case Strategy::kStrictSpread:
+      attempts.push_back({&without_kept, Strategy::kStrictSpread});
+      break;
+    case Strategy::kSpread:
+      attempts.push_back({&without_kept, Strategy::kSpread});
+      attempts.push_back({&nodes, Strategy::kSpread});
+      break;
+    case Strategy::kPack:
+      attempts.push_back({&with_kept, Strategy::kPack});
+      attempts.push_back({&nodes, Strategy::kPack});
+      break;
+  }
+  PlacementDecision last;
+  for (const auto& [candidates, s] : attempts) {
+    last = place(missing, s, *candidates);
+    if (!last.placed) continue;
+    d.placed = true;
+    d.node_ids = current;
+    for (std::size_t k = 0; k < missing_index.size(); ++k) d.node_ids[missing_index[k]] = last.node_ids[k];
+    return d;
+  }
+  d.reason = fmt::format("re-placing {} lost bundle(s) with {}: {}", missing.size(), strategy_name(strategy),
+                         last.reason.empty() ? "no eligible node" : last.reason);
   return d;
 }
 

@@ -43,4 +43,14 @@ struct PlacementDecision {
 PlacementDecision place(const std::vector<ResourceSet>& bundles, Strategy strategy,
                         std::vector<NodeCapacity> nodes);
 
+// Re-places the bundles whose entry in `current` is empty (their node died),
+// leaving the others where they are; `current` has one entry per bundle and
+// `nodes` must already count the kept bundles as used. The strategy still
+// holds for the whole group: STRICT_PACK only on the kept bundles' node,
+// STRICT_SPREAD only on nodes without a kept bundle; SPREAD prefers those,
+// PACK prefers the kept bundles' nodes. When placed, node_ids covers every
+// bundle (kept ones unchanged); the missing ones are granted all at once.
+PlacementDecision place_missing(const std::vector<ResourceSet>& bundles, Strategy strategy,
+                                const std::vector<NodeCapacity>& nodes, const std::vector<std::string>& current);
+
 }  // namespace llmctl::placement

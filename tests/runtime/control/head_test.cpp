@@ -218,3 +218,55 @@ TEST_CASE("a pending request is placed when a node joins") {
   auto b = f.join("2", 1);
   REQUIRE(run_until(f.io, [&] { return f.head->state().groups.begin()->second.state == "placed"; }));
 }
+
+TEST_CASE("bundles of a node that dies go back to pending and are placed again when a node can take them") {
+  Fixture f;
+  auto a = f.join("1", 1);
+  auto b = f.join("2", 1);
+  auto client = f.connect();
+  auto r = f.call(*client, "placement.submit",
+                  {{"name", "tp2"}, {"strategy", "STRICT_SPREAD"},
+                   {"bundles", {{{"resources", {{"GPU", 1}}}, {"command", {"sleep", "1"}}},
+                                {{"resources", {{"GPU", 1}}}, {"command", {"sleep", "1"}}}}}});
+  REQUIRE(r.is_ok());
+  REQUIRE((*r)["state"] == "placed");
+  auto launches = [](const FakeAgent& ag) {
+    std::vector<nlohmann::json> out;
+    for (const auto& m : ag.pushes) {
+      if (m.type == "bundle.launch") out.push_back(m.body);
+    }
+    return out;
+  };
+  REQUIRE(run_until(f.io, [&] { return launches(*a).size() == 1 && launches(*b).size() == 1; }));
+  std::size_t lost_index = launches(*b)[0]["index"].get<std::size_t>();
+
+  // Node 2 goes silent; node 1 keeps heartbeating.
+  for (int i = 0; i < 6; ++i) {
+    f.clock.advance(200ms);
+    a->channel->push("node.heartbeat", {});
+    run_until(f.io, [] { return false; }, 20ms);
+  }
+  REQUIRE(run_until(f.io, [&] { return f.state_of("2") == "Dead"; }));
+  run_until(f.io, [] { return false; }, 20ms);  // the re-placement attempt it posts
+  const auto& g = f.head->state().groups.begin()->second;
+  CHECK(g.state == "placed");
+  CHECK(g.bundles[lost_index].state == "pending");
+  CHECK(g.bundles[lost_index].node_id.empty());
+  CHECK(g.bundles[1 - lost_index].node_id == "1");
+  auto status = f.head->status_json();
+  REQUIRE(status["pending"].size() == 1);
+  CHECK(status["pending"][0]["bundles"].size() == 1);
+  CHECK(status["pending"][0]["reason"].get<std::string>().find("STRICT_SPREAD") != std::string::npos);
+  CHECK(status["resources"]["used"]["GPU"] == 1.0);
+
+  // A new node with a free GPU takes the lost bundle; the surviving one is not relaunched.
+  auto c = f.join("3", 1);
+  REQUIRE(run_until(f.io, [&] { return launches(*c).size() == 1; }));
+  CHECK(launches(*c)[0]["index"] == lost_index);
+  const auto& g2 = f.head->state().groups.begin()->second;
+  CHECK(g2.bundles[lost_index].node_id == "3");
+  CHECK(g2.bundles[lost_index].state == "starting");
+  CHECK(launches(*a).size() == 1);
+  CHECK(f.head->status_json()["pending"].empty());
+  CHECK(f.head->status_json()["resources"]["used"]["GPU"] == 2.0);
+}

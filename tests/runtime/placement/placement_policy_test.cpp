@@ -126,3 +126,42 @@ TEST_CASE("no nodes and no bundles are reported, not crashed on") {
   CHECK_FALSE(d.placed);
   CHECK(d.infeasible);
 }
+
+TEST_CASE("place_missing re-places only the lost bundles and keeps the others where they are") {
+  // Bundle 1 was on a node that died; a, c still run bundles 0 and 2 (their GPU is used).
+  std::vector<ResourceSet> bundles = {{{"GPU", 1}}, {{"GPU", 1}}, {{"GPU", 1}}};
+  auto a = node("a", 1), c = node("c", 1);
+  a.available["GPU"] = 0;
+  c.available["GPU"] = 0;
+  auto d = place_missing(bundles, Strategy::kStrictSpread, {a, node("b", 1), c, node("d", 1)}, {"a", "", "c"});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids[0] == "a");
+  CHECK(d.node_ids[2] == "c");
+  CHECK((d.node_ids[1] == "b" || d.node_ids[1] == "d"));
+}
+
+TEST_CASE("place_missing keeps STRICT_SPREAD off nodes that hold a kept bundle, and says why it waits") {
+  std::vector<ResourceSet> bundles = {{{"CPU", 1}}, {{"CPU", 1}}};
+  // Only node a is alive and it runs bundle 0: it has room, but STRICT_SPREAD forbids it.
+  auto d = place_missing(bundles, Strategy::kStrictSpread, {node("a", 0)}, {"a", ""});
+  CHECK_FALSE(d.placed);
+  CHECK(d.reason.find("lost bundle") != std::string::npos);
+  // SPREAD may fall back to the same node.
+  auto s = place_missing(bundles, Strategy::kSpread, {node("a", 0)}, {"a", ""});
+  REQUIRE(s.placed);
+  CHECK(s.node_ids == std::vector<std::string>{"a", "a"});
+}
+
+TEST_CASE("place_missing: STRICT_PACK only on the kept node; PACK prefers it") {
+  std::vector<ResourceSet> bundles = {{{"GPU", 1}}, {{"GPU", 1}}};
+  auto a = node("a", 2);
+  a.available["GPU"] = 1;  // bundle 0 holds one of its two GPUs
+  auto d = place_missing(bundles, Strategy::kStrictPack, {node("b", 8), a}, {"a", ""});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids == std::vector<std::string>{"a", "a"});
+  a.available["GPU"] = 0;
+  CHECK_FALSE(place_missing(bundles, Strategy::kStrictPack, {node("b", 8), a}, {"a", ""}).placed);
+  auto p = place_missing(bundles, Strategy::kPack, {node("b", 8), a}, {"a", ""});
+  REQUIRE(p.placed);
+  CHECK(p.node_ids == std::vector<std::string>{"a", "b"});
+}
