@@ -60,6 +60,34 @@ def main():
     write("control_frame_fuzz", "truncated.bin", frame(message("kv.put", {"id": 9, "data": "v"}))[:-3])
     write("control_frame_fuzz", "one_message.json", message("submit", {"id": 3, "data": [1, 2, 3]}))
 
+    # SentencePiece style: the whole text is one word, cut before "\u2581"
+    # (the vocabulary allows it); with byte fallback, unk and Metaspace decoding.
+    sp = {
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "pre_tokenizer": None,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+            {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "byte_fallback": True, "fuse_unk": True, "unk_token": "<unk>",
+                  "vocab": {"<unk>": 0, "<s>": 1, "<0x48>": 2, "\u2581": 3, "H": 4, "e": 5, "l": 6, "o": 7,
+                            "\u2581H": 8, "el": 9, "\u2581He": 10, "ll": 11, "\u2581\u2581": 12},
+                  "merges": ["\u2581 H", "e l", "\u2581H e", "l l", "\u2581 \u2581"]},
+        "added_tokens": [{"id": 1, "content": "<s>", "special": True, "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False}],
+    }
+    write("tokenizer_json_fuzz", "sentencepiece.json", json.dumps(sp, ensure_ascii=False).encode())
+    # Byte-level with Metaspace-free regex split and ignore_merges.
+    bl = {
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "ignore_merges": True,
+                  "vocab": {"H": 0, "e": 1, "l": 2, "o": 3, "\u0120": 4, "He": 5, "\u0120H": 6, "ll": 7},
+                  "merges": [["H", "e"], ["\u0120", "H"], ["l", "l"]]},
+    }
+    write("tokenizer_json_fuzz", "byte_level.json", json.dumps(bl, ensure_ascii=False).encode())
+
     write("tokenizer_encode_fuzz", "specials.txt",
           "<|im_start|>user\nHi \u2581 there<|im_end|> <s>[INST] x [/INST]</s>".encode())
     write("tokenizer_encode_fuzz", "invalid_utf8.bin", b"caf\xc3 \xed\xa0\x80 \xf0\x9f\x98 \xff\xfe end")
