@@ -87,10 +87,16 @@ Result<BpeModel> BpeModel::parse(const JsonReader& json, bool byte_level) {
   RETURN_IF_ERROR(vocab.expect_object());
   m.token_to_id_.reserve(vocab.size());
   m.encode_vocab_.reserve(vocab.size());
-  for (const auto& [token, id_json] : vocab.value().items()) {
-    JsonReader id_reader = vocab[token];
-    ASSIGN_OR_RETURN(int64_t id, id_reader.get_int());
-    if (id < 0 || id >= (int64_t{1} << 24)) return id_reader.error("id out of range");
+  // The loops below read the parsed JSON directly (150 K tokens, 280 K
+  // merges in the large vocabularies); JsonReaders, which carry a path for
+  // error messages, are only built to report an error.
+  const nlohmann::json& vocab_json = vocab.value();
+  for (auto it = vocab_json.begin(); it != vocab_json.end(); ++it) {
+    const std::string& token = it.key();
+    const nlohmann::json& id_json = it.value();
+    if (!id_json.is_number_integer()) return vocab[token].error("expected an integer");
+    const auto id = id_json.get<int64_t>();
+    if (id < 0 || id >= (int64_t{1} << 24)) return vocab[token].error("id out of range");
     m.token_to_id_[token] = static_cast<int32_t>(id);
     m.encode_vocab_[encode_key(token, byte_level)] = static_cast<int32_t>(id);
     if (static_cast<size_t>(id) >= m.id_to_token_.size()) m.id_to_token_.resize(static_cast<size_t>(id) + 1);
@@ -100,28 +106,34 @@ Result<BpeModel> BpeModel::parse(const JsonReader& json, bool byte_level) {
   JsonReader merges = json["merges"];
   if (!merges.is_null()) {
     RETURN_IF_ERROR(merges.expect_array());
-    m.merges_.reserve(merges.size());
-    for (size_t i = 0; i < merges.size(); ++i) {
-      JsonReader merge = merges.at(i);
-      std::string left, right;
+    const nlohmann::json& list = merges.value();
+    m.merges_.reserve(list.size());
+    std::string joined_key;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const nlohmann::json& merge = list[i];
+      std::string_view left, right;
       if (merge.is_string()) {
-        const std::string& s = merge.value().get_ref<const std::string&>();
+        const std::string& s = merge.get_ref<const std::string&>();
         const size_t space = s.find(' ');
         if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos) {
-          return merge.error("expected \"left right\"");
+          return merges.at(i).error("expected \"left right\"");
         }
-        left = s.substr(0, space);
-        right = s.substr(space + 1);
+        left = std::string_view(s).substr(0, space);
+        right = std::string_view(s).substr(space + 1);
       } else if (merge.is_array() && merge.size() == 2) {
-        ASSIGN_OR_RETURN(left, merge.at(0).get_string());
-        ASSIGN_OR_RETURN(right, merge.at(1).get_string());
+        for (size_t k = 0; k < 2; ++k) {
+          if (!merge[k].is_string()) return merges.at(i).at(k).error("expected a string");
+        }
+        left = merge[0].get_ref<const std::string&>();
+        right = merge[1].get_ref<const std::string&>();
       } else {
-        return merge.error("expected \"left right\" or [\"left\", \"right\"]");
+        return merges.at(i).error("expected \"left right\" or [\"left\", \"right\"]");
       }
-      auto l = m.token_to_id_.find(left), r = m.token_to_id_.find(right),
-           joined = m.token_to_id_.find(left + right);
+      joined_key.assign(left);
+      joined_key.append(right);
+      auto l = m.token_to_id_.find(left), r = m.token_to_id_.find(right), joined = m.token_to_id_.find(joined_key);
       if (l == m.token_to_id_.end() || r == m.token_to_id_.end() || joined == m.token_to_id_.end()) {
-        return merge.error("merge of tokens that are not in the vocabulary");
+        return merges.at(i).error("merge of tokens that are not in the vocabulary");
       }
       const uint64_t key = (static_cast<uint64_t>(l->second) << 32) | static_cast<uint32_t>(r->second);
       // The first (lowest-ranked) occurrence of a pair wins.
