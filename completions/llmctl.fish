@@ -76,7 +76,11 @@ complete -c llmctl -n '__fish_seen_subcommand_from down' -l keep-state -d 'Keep 
 complete -c llmctl -n '__fish_seen_subcommand_from down' -l yes -d 'Do not ask for confirmation'
 complete -c llmctl -n '__fish_seen_subcommand_from down' -F
 complete -c llmctl -n '__fish_seen_subcommand_from exec' -l help -d 'Print this help message and exit'
-complete -c llmctl -n '__fish_seen_subcommand_from exec' -l node -d 'Only this node (repeatable)'
+complete -c llmctl -n '__fish_seen_subcommand_from exec' -l node -d 'Only this host, as cluster.toml names it (repeatable)'
+complete -c llmctl -n '__fish_seen_subcommand_from exec' -l json -d 'Print [{node, exit_code, stdout, stderr, error}] instead of prefixed lines'
+complete -c llmctl -n '__fish_seen_subcommand_from exec' -l accept-new-host-keys -d 'Trust host keys seen for the first time and record them in known_hosts'
+complete -c llmctl -n '__fish_seen_subcommand_from exec' -l timeout -d 'Seconds the command may run on each host (0: no limit)'
+complete -c llmctl -n '__fish_seen_subcommand_from exec' -l connect-timeout -d 'Seconds to connect and authenticate per host'
 complete -c llmctl -n '__fish_seen_subcommand_from exec' -F
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l help -d 'Print this help message and exit'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l model -d 'Hugging Face model folder (default: the embedded demo model)'
