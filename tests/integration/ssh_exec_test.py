@@ -8,7 +8,8 @@ Checks: output prefixed per node; an unknown host key fails until
 --accept-new-host-keys records it; a recorded key that differs is a mismatch
 naming the fingerprint; a wrong user key is "authentication failed" naming
 the key; a host without sshd and an address nobody answers fail precisely
-while the other hosts succeed; --json; --node; --timeout; the exit codes.
+while the other hosts succeed; --json; --node; --timeout; the exit codes; the ssh-agent and
+~/.ssh/id_ed25519 when the file names no key.
 Skips (77) only without namespaces or sshd. Everything is torn down on exit."""
 
 import json
@@ -214,6 +215,33 @@ host = "no-such-host.invalid"
         assert r.returncode == 1, f"{r.returncode} {r.stderr}"
         assert "llmctl exec: node-a: root@node-a:22: command did not finish within 1 s" in r.stderr, r.stderr
         assert took < 10, took
+
+        # 9. No key in the file: ~/.ssh/id_ed25519 is used when present, else the ssh-agent.
+        nokey = write_cluster("nokey.toml", """
+[head]
+host = "node-a"
+""")
+        r, _ = exec_(nokey, "--", "hostname")
+        assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
+        assert ("llmctl exec: node-a: root@node-a:22: authentication failed; tried: "
+                "ssh-agent (none: SSH_AUTH_SOCK is not set)") in r.stderr, r.stderr
+        sock = os.path.join(tmp, "agent.sock")
+        agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 10
+            while not os.path.exists(sock) and time.time() < deadline:
+                time.sleep(0.05)
+            subprocess.run(["ssh-add", user_key], env=dict(os.environ, SSH_AUTH_SOCK=sock), check=True,
+                           capture_output=True, timeout=10)
+            r = client.run([LLMCTL, "exec", nokey, "--", "hostname"], env=dict(env, SSH_AUTH_SOCK=sock), timeout=60)
+            assert r.returncode == 0 and r.stdout == "node-a: node-a\n", f"agent: {r.returncode} {r.stdout} {r.stderr}"
+        finally:
+            agent.terminate()
+            agent.wait(timeout=10)
+        os.makedirs(os.path.join(home, ".ssh"), exist_ok=True)
+        shutil.copy(user_key, os.path.join(home, ".ssh", "id_ed25519"))
+        r, _ = exec_(nokey, "--", "hostname")
+        assert r.returncode == 0 and r.stdout == "node-a: node-a\n", f"default key: {r.returncode} {r.stdout} {r.stderr}"
 
     print("ssh_exec: all cases passed")
     return 0
