@@ -210,11 +210,16 @@ host = "no-such-host.invalid"
             "root@no-such-host.invalid:22: cannot resolve host 'no-such-host.invalid'"), rep["no-such-host.invalid"]
         assert took < 15, f"hosts were not tried in parallel / connect timeout ignored: {took:.1f}s"
 
-        # 8. --timeout bounds a command that hangs.
-        r, took = exec_(good, "--node", "node-a", "--timeout", "1", "--", "sleep 30")
+        # 8. --timeout bounds a command that hangs, and the command does not outlive it on the host
+        #    (the namespaces share this pid namespace, so pgrep sees the host's processes).
+        r, took = exec_(good, "--node", "node-a", "--timeout", "1", "--", "sleep 31.713")
         assert r.returncode == 1, f"{r.returncode} {r.stderr}"
         assert "llmctl exec: node-a: root@node-a:22: command did not finish within 1 s" in r.stderr, r.stderr
         assert took < 10, took
+        deadline = time.time() + 5
+        while subprocess.run(["pgrep", "-f", "sleep 31.713"], capture_output=True).returncode == 0:
+            assert time.time() < deadline, "the timed-out command still runs on the host"
+            time.sleep(0.1)
 
         # 9. No key in the file: ~/.ssh/id_ed25519 is used when present, else the ssh-agent.
         nokey = write_cluster("nokey.toml", """

@@ -111,6 +111,13 @@ Result<std::string> server_fingerprint(ssh_session s, const std::string& target)
   return out;
 }
 
+// 'text' for a POSIX shell.
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 // known_hosts is appended to by every session that accepts a key; one writer at a time.
 std::mutex g_known_hosts_mutex;
 
@@ -264,6 +271,14 @@ Result<std::unique_ptr<SshSession>> SshSession::connect(const SshOptions& o) {
 }
 
 Result<CommandResult> SshSession::run(const std::string& command, double timeout_s) {
+  return run_channel(command, timeout_s, true);
+}
+
+Result<CommandResult> SshSession::run_plain(const std::string& command, double timeout_s) {
+  return run_channel(command, timeout_s, false);
+}
+
+Result<CommandResult> SshSession::run_channel(const std::string& command, double timeout_s, bool wrap) {
   ssh_session s = impl_->session;
   ssh_channel ch = ssh_channel_new(s);
   if (!ch) return Status::internal(fmt::format("{}: cannot create a channel: {}", target_, ssh_get_error(s)));
@@ -276,7 +291,12 @@ Result<CommandResult> SshSession::run(const std::string& command, double timeout
   } guard{ch};
   if (ssh_channel_open_session(ch) != SSH_OK)
     return Status::unavailable(fmt::format("{}: cannot open a session channel: {}", target_, ssh_get_error(s)));
-  if (ssh_channel_request_exec(ch, command.c_str()) != SSH_OK)
+  // The remote shell first prints its pid, then becomes the command through
+  // the user's shell: a command that overruns its timeout can then be killed
+  // with its whole process group. (OpenSSH refuses signal requests for root
+  // sessions, and closing the channel leaves a pty-less command running.)
+  std::string wrapped = !wrap ? command : "printf '%d\\n' $$; exec \"${SHELL:-/bin/sh}\" -c " + shell_quote(command);
+  if (ssh_channel_request_exec(ch, wrapped.c_str()) != SSH_OK)
     return Status::unavailable(fmt::format("{}: the server refused to run the command: {}", target_, ssh_get_error(s)));
 
   bool limited = timeout_s > 0;
@@ -285,8 +305,18 @@ Result<CommandResult> SshSession::run(const std::string& command, double timeout
   CommandResult result;
   char buf[16384];
   for (;;) {
-    if (limited && Clock::now() >= deadline)
-      return Status::deadline_exceeded(fmt::format("{}: command did not finish within {} s", target_, timeout_s));
+    if (limited && Clock::now() >= deadline) {
+      size_t eol = result.stdout_text.find('\n');
+      std::string pid = eol == std::string::npos ? "" : result.stdout_text.substr(0, eol);
+      std::string killed = "its pid never arrived, so it may still run";
+      if (wrap && !pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos) {
+        auto kill = run_plain(fmt::format("kill -KILL -- -{0} 2>/dev/null || kill -KILL {0}", pid), 5);
+        killed = kill.is_ok() && kill->exit_code == 0 ? fmt::format("killed its process group {}", pid)
+                                                      : fmt::format("could not kill its process group {}", pid);
+      }
+      return Status::deadline_exceeded(
+          fmt::format("{}: command did not finish within {} s ({})", target_, timeout_s, killed));
+    }
     // Short waits on stdout keep the deadline responsive; stderr is drained between them.
     int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 100);
     if (n == SSH_ERROR)
@@ -299,6 +329,12 @@ Result<CommandResult> SshSession::run(const std::string& command, double timeout
     if (n <= 0 && e <= 0 && ssh_channel_is_eof(ch)) break;
   }
   result.exit_code = ssh_channel_get_exit_status(ch);
+  if (!wrap) return result;
+  size_t eol = result.stdout_text.find('\n');
+  if (eol == std::string::npos)
+    return Status::unavailable(fmt::format("{}: the remote shell did not start the command (no pid line; stderr: {})",
+                                           target_, result.stderr_text));
+  result.stdout_text.erase(0, eol + 1);
   return result;
 }
 

@@ -49,9 +49,14 @@ class SshSession {
   //                      authentication failed (with every key tried and why)
   static Result<std::unique_ptr<SshSession>> connect(const SshOptions& options);
 
-  // Runs `command` through the remote user's shell. timeout_s <= 0: no limit;
-  // past it the channel is closed and DEADLINE_EXCEEDED returned.
+  // Runs `command` through the remote user's login shell ($SHELL -c). timeout_s
+  // <= 0: no limit; past it the command's process group is killed on the host
+  // and DEADLINE_EXCEEDED returned.
   Result<CommandResult> run(const std::string& command, double timeout_s);
+
+  // Runs `command` as given, without the pid wrapper run() uses to kill an
+  // overrunning command; for short commands of our own.
+  Result<CommandResult> run_plain(const std::string& command, double timeout_s);
 
   // "user@host:port", for messages.
   const std::string& target() const { return target_; }
@@ -59,6 +64,7 @@ class SshSession {
  private:
   struct Impl;
   explicit SshSession(std::unique_ptr<Impl> impl, std::string target);
+  Result<CommandResult> run_channel(const std::string& command, double timeout_s, bool wrap);
   std::unique_ptr<Impl> impl_;
   std::string target_;
 };
