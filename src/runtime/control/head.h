@@ -11,6 +11,7 @@
 //   kv.delete {prefix} -> {num_deleted} / kv.list {prefix} -> {keys}
 //   placement.submit {name, strategy, bundles: [{resources, command}], restart, max_restarts, env}
 //   placement.remove {group_id}
+//   stats.reset    {}                                -> {}            clears heartbeat counters (benchmarks)
 // Pushes from agents: node.heartbeat {usage, sent_us}; bundle.update {group_id, index, state, ...}.
 // Pushes to agents:   bundle.launch {group_id, index, command, env, restart, max_restarts}; bundle.kill.
 //
@@ -109,6 +110,8 @@ class Head {
   RecoveryStats recovery_;
   FailureDetector detector_;
   std::int64_t started_ms_ = 0;
+  std::chrono::steady_clock::time_point next_tick_due_{};  // when the pending tick should run
+  bool tick_deferred_ = false;                              // the last tick was skipped as stalled
   bool stopped_ = false;
 
   std::map<std::string, std::shared_ptr<transport::Channel>> agent_channels_;  // node id -> its agent
