@@ -15,6 +15,7 @@
 #include "runtime/server/demo_model.h"
 #include "runtime/server/engine_backend.h"
 #include "runtime/server/http_server.h"
+#include "runtime/server/open_file_limit.h"
 #include "runtime/server/openai_service.h"
 #include "runtime/server/tokenizer_text_codec.h"
 
@@ -48,6 +49,13 @@ int run_serve(const ServeOptions& o) {
   if (name.empty()) name = o.model;  // vLLM's default: the --model argument
   auto codec = server::TokenizerTextCodec::load(model_dir);
   if (!codec.is_ok()) return report_error("serve", codec.status().with_context("loading " + model_dir));
+
+  // Each client holds a descriptor; a soft limit of 1024 would cap the server there.
+  if (auto limit = server::raise_open_file_limit(); limit.is_ok()) {
+    logger("server")->info("open-file limit: {}", *limit);
+  } else {
+    logger("server")->warn("{}; keeping the current open-file limit", limit.status().to_string());
+  }
 
   asio::io_context io;
   server::EngineBackend backend;

@@ -177,9 +177,39 @@ def test_stories():
         check(big.recv(100).startswith(b"HTTP/1.1 413"), "oversized body gets 413")
         slow = socket.create_connection(("127.0.0.1", s.port))
         slow.sendall(b"POST /v1/comp")
+        # A slow-drip client: a valid request, one byte every 5 ms, is served
+        # correctly (within the request timeout) while the streams run.
+        drip_result = []
+
+        def drip():
+            body = json.dumps({"prompt": prompt, "max_tokens": 20, "temperature": 0}).encode()
+            raw = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k3y\r\n"
+                   b"Content-Type: application/json\r\nConnection: close\r\nContent-Length: "
+                   + str(len(body)).encode() + b"\r\n\r\n" + body)
+            d = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+            for i in range(len(raw)):
+                d.sendall(raw[i:i + 1])
+                time.sleep(0.005)
+            resp = b""
+            while True:
+                chunk = d.recv(65536)
+                if not chunk:
+                    break
+                resp += chunk
+            d.close()
+            head, _, payload = resp.partition(b"\r\n\r\n")
+            drip_result.append((head.split(b" ")[1] if head else b"", payload))
+
+        drip_thread = threading.Thread(target=drip)
+        drip_thread.start()
         for t in threads:
             t.join()
         check(all(r == (ref["text"], True) for r in results), "64 concurrent streams complete and correct")
+        drip_thread.join()
+        check(len(drip_result) == 1 and drip_result[0][0] == b"200", f"slow-drip client answered: {drip_result}")
+        if drip_result and drip_result[0][0] == b"200":
+            check(json.loads(drip_result[0][1])["choices"][0]["text"] == ref["text"], "slow-drip client: greedy text")
+        # The half-sent request is still pending; the other clients were served meanwhile.
         slow.close()
         # a client that leaves mid-stream frees its blocks
         c = socket.create_connection(("127.0.0.1", s.port))

@@ -52,6 +52,8 @@ void GenerationCall::start() {
     c.index = static_cast<int>(i);
     c.request_id = i == 0 ? first_id : service_.next_request_id();
     c.decoder = service_.codec().stream_decoder(req_.skip_special_tokens);
+    const std::vector<int32_t>& prompt = prompts_[i / req_.n];
+    c.last_token_id = prompt.empty() ? -1 : prompt.back();
     if (req_.echo && !req_.chat) {
       c.text = prompt_texts_[i / req_.n];
       c.text_offset = static_cast<int>(c.text.size());
@@ -160,7 +162,11 @@ void GenerationCall::on_event(size_t index, GenerationEvent event) {
     c.last_token_time = now;
     ++c.num_tokens;
     metrics.add_generation_tokens(1);
-    if (t < event.logprobs.size()) c.logprobs.push_back(event.logprobs[t]);
+    if (t < event.logprobs.size()) {
+      c.logprobs.push_back(event.logprobs[t]);
+      c.logprob_prev_ids.push_back(c.last_token_id);
+    }
+    c.last_token_id = id;
     bool is_stop_token = event.finish_reason == FinishReason::kStop && event.stop_token_id &&
                          *event.stop_token_id == id && t + 1 == event.new_token_ids.size();
     if (is_stop_token && !req_.include_stop_str_in_output) continue;
@@ -191,19 +197,32 @@ void GenerationCall::on_event(size_t index, GenerationEvent event) {
   if (c.done && ++num_done_ == static_cast<int>(choices_.size())) finish_all();
 }
 
-json GenerationCall::logprobs_json(Choice& c, const std::vector<TokenLogprob>& entries) {
+std::string GenerationCall::token_text(int32_t prev_id, int32_t id) const {
+  // A token's text depends on the one before it (SentencePiece drops a word's
+  // leading space at the start of a decode), so decode it after its
+  // predecessor, as the text itself was decoded; then the tokens of a choice
+  // concatenate to its text, as in vLLM.
   const TextCodec& codec = service_.codec();
-  auto token_text = [&](int32_t id) {
-    int32_t one[1] = {id};
-    return codec.decode(one, false);
-  };
+  const int32_t pair[2] = {prev_id, id};
+  if (prev_id >= 0) {
+    std::string before = codec.decode(std::span<const int32_t>(pair, 1), false);
+    std::string both = codec.decode(std::span<const int32_t>(pair, 2), false);
+    if (both.compare(0, before.size(), before) == 0) return both.substr(before.size());
+  }
+  return codec.decode(std::span<const int32_t>(pair + 1, 1), false);
+}
+
+json GenerationCall::logprobs_json(Choice& c) {
+  const std::vector<TokenLogprob>& entries = c.logprobs;
   if (req_.chat) {
     json content = json::array();
-    for (const auto& e : entries) {
-      std::string tok = token_text(e.token_id);
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const TokenLogprob& e = entries[i];
+      const int32_t prev = c.logprob_prev_ids[i];
+      std::string tok = token_text(prev, e.token_id);
       json top = json::array();
       for (const auto& [id, lp] : e.top) {
-        std::string t = token_text(id);
+        std::string t = token_text(prev, id);
         top.push_back({{"token", t}, {"logprob", lp}, {"bytes", bytes_of(t)}});
       }
       content.push_back({{"token", tok}, {"logprob", e.logprob}, {"bytes", bytes_of(tok)}, {"top_logprobs", top}});
@@ -211,12 +230,14 @@ json GenerationCall::logprobs_json(Choice& c, const std::vector<TokenLogprob>& e
     return {{"content", content}};
   }
   json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(), offsets = json::array();
-  for (const auto& e : entries) {
-    std::string tok = token_text(e.token_id);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const TokenLogprob& e = entries[i];
+    const int32_t prev = c.logprob_prev_ids[i];
+    std::string tok = token_text(prev, e.token_id);
     tokens.push_back(tok);
     token_logprobs.push_back(e.logprob);
     json top = json::object();
-    for (const auto& [id, lp] : e.top) top[token_text(id)] = lp;
+    for (const auto& [id, lp] : e.top) top[token_text(prev, id)] = lp;
     top_logprobs.push_back(top);
     offsets.push_back(c.text_offset);
     c.text_offset += static_cast<int>(tok.size());
@@ -231,8 +252,9 @@ void GenerationCall::stream_update(Choice& c, bool final) {
   c.emitted = release;
   bool has_logprobs = req_.logprobs && !c.logprobs.empty();
   if (delta.empty() && !has_logprobs && !final) return;
-  json lp = req_.logprobs ? logprobs_json(c, c.logprobs) : json(nullptr);
+  json lp = req_.logprobs ? logprobs_json(c) : json(nullptr);
   c.logprobs.clear();
+  c.logprob_prev_ids.clear();
   json choice;
   if (req_.chat) {
     json d = json::object();
@@ -274,7 +296,7 @@ void GenerationCall::finish_all() {
   }
   json choices = json::array();
   for (Choice& c : choices_) {
-    json lp = req_.logprobs ? logprobs_json(c, c.logprobs) : json(nullptr);
+    json lp = req_.logprobs ? logprobs_json(c) : json(nullptr);
     if (req_.chat) {
       choices.push_back({{"index", c.index},
                          {"message", {{"role", "assistant"}, {"content", c.text}}},

@@ -39,6 +39,8 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
     size_t emitted = 0;        // bytes of text already streamed
     int num_tokens = 0;
     std::vector<TokenLogprob> logprobs;  // all (non-stream) or not yet sent (stream)
+    std::vector<int32_t> logprob_prev_ids;  // per logprobs entry: the token before it
+    int32_t last_token_id = -1;             // the prompt's last, then the last generated
     int text_offset = 0;
     bool done = false;
     bool cancelled_by_stop = false;
@@ -55,7 +57,8 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   void stream_update(Choice& c, bool final);
   void finish_all();
   nlohmann::json chunk_base() const;
-  nlohmann::json logprobs_json(Choice& c, const std::vector<TokenLogprob>& entries);
+  nlohmann::json logprobs_json(Choice& c);
+  std::string token_text(int32_t prev_id, int32_t id) const;
 
   OpenAiService& service_;
   std::shared_ptr<HttpExchange> exchange_;
