@@ -16,16 +16,16 @@ _llmctl() {
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --peers --address --token --model --node-ip-address --listen --deep --json" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     start)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --head --address --token --node-ip-address --node-name --port --dashboard-port --num-gpus --num-cpus --resources --config --tls-cert --tls-key --heartbeat-period-ms --num-missed-heartbeats --state-dir --block" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --head --address --token --node-ip-address --node-name --port --dashboard-port --num-gpus --num-cpus --resources --config --tls-cert --tls-key --tls-ca --heartbeat-period-ms --num-missed-heartbeats --state-dir --block" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     stop)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --force --grace-period --state-dir" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     status)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --address --token --config --state-dir --json" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --address --token --config --tls-ca --state-dir --json" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     nodes)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --address --token --config --state-dir --json" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --address --token --config --tls-ca --state-dir --json" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     up)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --yes -y --dry-run --accept-new-host-keys --timeout" -- "$cur"));

@@ -41,6 +41,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from start' -l resources -d 'Custo
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l config -d 'cluster.toml to take ports and env from'
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l tls-cert -d 'PEM certificate for TLS on the control plane'
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l tls-key -d 'PEM key for --tls-cert'
+complete -c llmctl -n '__fish_seen_subcommand_from start' -l tls-ca -d 'PEM certificate to check a TLS head against (joining with --address)'
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l heartbeat-period-ms -d 'Head: how often agents heartbeat'
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l num-missed-heartbeats -d 'Head: missed heartbeats before a node is Dead'
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l state-dir -d 'Where this node keeps its state (same as the global flag)'
@@ -55,6 +56,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from status' -l help -d 'Print thi
 complete -c llmctl -n '__fish_seen_subcommand_from status' -l address -d 'Head HOST:PORT (default: this node'\''s cluster)'
 complete -c llmctl -n '__fish_seen_subcommand_from status' -l token -d 'Cluster token'
 complete -c llmctl -n '__fish_seen_subcommand_from status' -l config -d 'cluster.toml brought up with `llmctl up`'
+complete -c llmctl -n '__fish_seen_subcommand_from status' -l tls-ca -d 'PEM certificate to check a TLS head against (default: this node'\''s)'
 complete -c llmctl -n '__fish_seen_subcommand_from status' -l state-dir -d 'Where this node keeps its state (same as the global flag)'
 complete -c llmctl -n '__fish_seen_subcommand_from status' -l json -d 'Print JSON'
 complete -c llmctl -n '__fish_seen_subcommand_from status' -F
@@ -62,6 +64,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from nodes' -l help -d 'Print this
 complete -c llmctl -n '__fish_seen_subcommand_from nodes' -l address -d 'Head HOST:PORT (default: this node'\''s cluster)'
 complete -c llmctl -n '__fish_seen_subcommand_from nodes' -l token -d 'Cluster token'
 complete -c llmctl -n '__fish_seen_subcommand_from nodes' -l config -d 'cluster.toml brought up with `llmctl up`'
+complete -c llmctl -n '__fish_seen_subcommand_from nodes' -l tls-ca -d 'PEM certificate to check a TLS head against (default: this node'\''s)'
 complete -c llmctl -n '__fish_seen_subcommand_from nodes' -l state-dir -d 'Where this node keeps its state (same as the global flag)'
 complete -c llmctl -n '__fish_seen_subcommand_from nodes' -l json -d 'Print JSON'
 complete -c llmctl -n '__fish_seen_subcommand_from nodes' -F

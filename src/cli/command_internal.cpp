@@ -33,7 +33,7 @@ std::string token_from(const std::string& flag, const control::NodePaths& paths)
 void register_head(CLI::App& app, CliContext& ctx) {
   struct Options {
     int port = 6379;
-    std::string bind = "0.0.0.0", node_ip, token;
+    std::string bind = "0.0.0.0", node_ip, token, tls_cert, tls_key;
     int heartbeat_period_ms = 200, num_missed_heartbeats = 5;
   };
   auto o = std::make_shared<Options>();
@@ -45,6 +45,8 @@ void register_head(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--token", o->token)->envname("LLMCTL_TOKEN");
   cmd->add_option("--heartbeat-period-ms", o->heartbeat_period_ms);
   cmd->add_option("--num-missed-heartbeats", o->num_missed_heartbeats);
+  cmd->add_option("--tls-cert", o->tls_cert);
+  cmd->add_option("--tls-key", o->tls_key);
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       control::NodePaths paths(resolve_state_dir(ctx.global));
@@ -58,6 +60,11 @@ void register_head(CLI::App& app, CliContext& ctx) {
       ho.heartbeat_period_ms = o->heartbeat_period_ms;
       ho.num_missed_heartbeats = o->num_missed_heartbeats;
       if (ho.token.empty()) return report_error("head", Status::invalid_argument("no cluster token (LLMCTL_TOKEN)"));
+      if (!o->tls_cert.empty() || !o->tls_key.empty()) {
+        auto tls = transport::make_server_tls_context(o->tls_cert, o->tls_key);
+        if (!tls.is_ok()) return report_error("head", tls.status());
+        ho.tls = *tls;
+      }
       asio::io_context io(1);
       control::SteadyClock clock;
       control::Head head(io, ho, clock);
@@ -79,7 +86,7 @@ void register_head(CLI::App& app, CliContext& ctx) {
 
 void register_agent(CLI::App& app, CliContext& ctx) {
   struct Options {
-    std::string address, token, node_ip, node_name, resources, role = "worker";
+    std::string address, token, node_ip, node_name, resources, role = "worker", tls_ca;
     int num_gpus = -1, num_cpus = -1;
     double grace_period_s = 5;
   };
@@ -95,6 +102,7 @@ void register_agent(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--num-cpus", o->num_cpus);
   cmd->add_option("--resources", o->resources);
   cmd->add_option("--grace-period", o->grace_period_s);
+  cmd->add_option("--tls-ca", o->tls_ca);
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       control::NodePaths paths(resolve_state_dir(ctx.global));
@@ -107,6 +115,11 @@ void register_agent(CLI::App& app, CliContext& ctx) {
       ao.head_port = hp->second;
       ao.token = token_from(o->token, paths);
       if (ao.token.empty()) return report_error("agent", Status::invalid_argument("no cluster token (LLMCTL_TOKEN)"));
+      if (!o->tls_ca.empty()) {
+        auto tls = transport::make_client_tls_context(o->tls_ca);
+        if (!tls.is_ok()) return report_error("agent", tls.status());
+        ao.tls = *tls;
+      }
       ao.node_address = control::guess_node_address(o->node_ip);
       ao.node_name = o->node_name;
       ao.role = o->role;
@@ -140,16 +153,15 @@ void register_agent(CLI::App& app, CliContext& ctx) {
 
 // Connects to the cluster named by --address/--token or this node's state.
 Result<std::unique_ptr<control::ControlClient>> connect_cluster(const GlobalOptions& global, const std::string& address,
-                                                                const std::string& token) {
+                                                                const std::string& token, const std::string& tls_ca) {
   control::NodePaths paths(resolve_state_dir(global));
-  ASSIGN_OR_RETURN(control::ClusterAccess access, control::resolve_cluster_access(address, token, paths));
-  ASSIGN_OR_RETURN(auto hp, control::parse_host_port(access.address));
-  return control::ControlClient::connect(hp.first, hp.second, access.token, 3000ms);
+  ASSIGN_OR_RETURN(control::ClusterAccess access, control::resolve_cluster_access(address, token, tls_ca, paths));
+  return control::connect_to(access, 3000ms);
 }
 
 void register_kv(CLI::App& app, CliContext& ctx) {
   struct Options {
-    std::string address, token, op, key, value;
+    std::string address, token, op, key, value, tls_ca;
     int timeout_ms = 10000;
   };
   auto o = std::make_shared<Options>();
@@ -161,10 +173,11 @@ void register_kv(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--address", o->address)->envname("LLMCTL_ADDRESS");
   cmd->add_option("--token", o->token)->envname("LLMCTL_TOKEN");
   cmd->add_option("--timeout-ms", o->timeout_ms);
+  cmd->add_option("--tls-ca", o->tls_ca);
   cmd->add_option("--state-dir", ctx.global.state_dir);
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
-      auto client = connect_cluster(ctx.global, o->address, o->token);
+      auto client = connect_cluster(ctx.global, o->address, o->token, o->tls_ca);
       if (!client.is_ok()) return report_error("kv", client.status());
       nlohmann::json body;
       if (o->op == "put") body = {{"key", o->key}, {"value", o->value}};
@@ -188,7 +201,7 @@ void register_kv(CLI::App& app, CliContext& ctx) {
 
 void register_submit(CLI::App& app, CliContext& ctx) {
   struct Options {
-    std::string address, token, name, strategy = "PACK", bundles, restart = "never", remove;
+    std::string address, token, name, strategy = "PACK", bundles, restart = "never", remove, tls_ca;
     int max_restarts = 3;
     std::vector<std::string> command;
   };
@@ -204,11 +217,12 @@ void register_submit(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--restart", o->restart);
   cmd->add_option("--max-restarts", o->max_restarts);
   cmd->add_option("--remove", o->remove, "remove the placement group with this id instead");
+  cmd->add_option("--tls-ca", o->tls_ca);
   cmd->add_option("--state-dir", ctx.global.state_dir);
   cmd->add_option("command", o->command);
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
-      auto client = connect_cluster(ctx.global, o->address, o->token);
+      auto client = connect_cluster(ctx.global, o->address, o->token, o->tls_ca);
       if (!client.is_ok()) return report_error("submit", client.status());
       if (!o->remove.empty()) {
         auto r = (*client)->call("placement.remove", {{"group_id", o->remove}}, 5000ms);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -24,13 +25,20 @@ using namespace std::chrono_literals;
 
 struct StartOptions {
   bool head = false;
-  std::string address, token, node_ip, node_name, resources, config, tls_cert, tls_key;
+  std::string address, token, node_ip, node_name, resources, config, tls_cert, tls_key, tls_ca;
   int port = 6379, dashboard_port = 8265, num_gpus = -1, num_cpus = -1;
   int heartbeat_period_ms = 200, num_missed_heartbeats = 5;
   bool block = false;
 };
 
 volatile sig_atomic_t g_stop_requested = 0;
+
+std::string absolute_path(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.string();
+}
 
 std::string tail_of(const std::string& path, std::size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
@@ -39,10 +47,12 @@ std::string tail_of(const std::string& path, std::size_t max_bytes) {
 }
 
 // Arguments that pass this node's resources on to the agent.
-std::vector<std::string> agent_args(const StartOptions& o, const std::string& state_dir, const std::string& address,
-                                    const std::string& node_ip, const std::string& role) {
+std::vector<std::string> agent_args(const StartOptions& o, const std::string& state_dir,
+                                    const control::ClusterAccess& access, const std::string& node_ip,
+                                    const std::string& role) {
   std::vector<std::string> a = {"llmctl", "--state-dir", state_dir, "--log-level", "info", "agent",
-                                "--address", address, "--node-ip-address", node_ip, "--role", role};
+                                "--address", access.address, "--node-ip-address", node_ip, "--role", role};
+  if (!access.tls_ca.empty()) a.insert(a.end(), {"--tls-ca", access.tls_ca});
   if (o.num_gpus >= 0) a.insert(a.end(), {"--num-gpus", std::to_string(o.num_gpus)});
   if (o.num_cpus >= 0) a.insert(a.end(), {"--num-cpus", std::to_string(o.num_cpus)});
   if (!o.resources.empty()) a.insert(a.end(), {"--resources", o.resources});
@@ -67,11 +77,9 @@ Status wait_for_node(const control::ClusterAccess& access, const std::string& no
                      std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Status last = Status::deadline_exceeded("the agent did not join in time");
-  auto hp = control::parse_host_port(access.address);
-  if (!hp.is_ok()) return hp.status();
   while (std::chrono::steady_clock::now() < deadline) {
     if (control::running_pid(agent_pid_file) == 0) return Status::unavailable("the agent exited");
-    auto client = control::ControlClient::connect(hp->first, hp->second, access.token, 1000ms);
+    auto client = control::connect_to(access, 1000ms);
     if (client.is_ok()) {
       auto s = (*client)->call("cluster.status", nlohmann::json::object(), 2000ms);
       if (s.is_ok()) {
@@ -125,13 +133,16 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
     auto old = control::read_cluster_access(paths);
     token = old.is_ok() ? old->token : control::new_cluster_token();
   }
-  control::ClusterAccess access{fmt::format("{}:{}", node_ip, o.port), token};
+  control::ClusterAccess access{fmt::format("{}:{}", node_ip, o.port), token, absolute_path(o.tls_cert)};
   if (Status s = control::write_cluster_access(paths, access); !s.is_ok()) return report_error("start", s);
 
   std::vector<std::string> head_args = {"llmctl", "--state-dir", state_dir, "--log-level", "info", "head",
                                         "--port", std::to_string(o.port), "--node-ip-address", node_ip,
                                         "--heartbeat-period-ms", std::to_string(o.heartbeat_period_ms),
                                         "--num-missed-heartbeats", std::to_string(o.num_missed_heartbeats)};
+  if (!o.tls_cert.empty()) {
+    head_args.insert(head_args.end(), {"--tls-cert", absolute_path(o.tls_cert), "--tls-key", absolute_path(o.tls_key)});
+  }
   std::string head_out = paths.logs_dir + "/head.out";
   auto head_pid = spawn_daemon(head_args, token, head_out, paths.head_pid, "head");
   if (!head_pid.is_ok()) return report_error("start", head_pid.status());
@@ -144,7 +155,7 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
       answered = Status::unavailable(fmt::format("the head exited; its log ({}) ends with:\n{}", head_out, tail_of(head_out, 2000)));
       break;
     }
-    auto c = control::ControlClient::connect(node_ip, static_cast<std::uint16_t>(o.port), token, 1000ms);
+    auto c = control::connect_to(access, 1000ms);
     if (c.is_ok() && (*c)->call("cluster.status", nlohmann::json::object(), 2000ms).is_ok()) {
       answered = Status::ok();
       break;
@@ -156,7 +167,7 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
   if (pid_t pid = control::running_pid(paths.agent_pid)) {
     fmt::print("The agent of this node is already running (pid {}); it re-attaches to the head.\n", pid);
   } else {
-    auto agent_pid = spawn_daemon(agent_args(o, state_dir, access.address, node_ip, "head"), token,
+    auto agent_pid = spawn_daemon(agent_args(o, state_dir, access, node_ip, "head"), token,
                                   paths.logs_dir + "/agent.out", paths.agent_pid, "agent");
     if (!agent_pid.is_ok()) return report_error("start", agent_pid.status());
   }
@@ -164,7 +175,13 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
     return report_error("start", s.with_context("the head started but this node's agent did not join"));
   }
   fmt::print("llmctl head started at {} (state dir {}).\n\n", access.address, state_dir);
-  fmt::print("To add a worker node, run on it:\n  llmctl start --address {} --token {}\n\n", access.address, token);
+  if (access.tls_ca.empty()) {
+    fmt::print("To add a worker node, run on it:\n  llmctl start --address {} --token {}\n\n", access.address, token);
+  } else {
+    fmt::print("The control plane uses TLS. To add a worker node, copy {} to it, then run on it:\n"
+               "  llmctl start --address {} --token {} --tls-ca {}\n\n",
+               access.tls_ca, access.address, token, access.tls_ca);
+  }
   fmt::print("To see the cluster:\n  llmctl status\n  llmctl nodes\n");
   fmt::print("To stop this node:\n  llmctl stop\n");
   std::fflush(stdout);
@@ -181,12 +198,12 @@ int start_agent(const StartOptions& o, const GlobalOptions& global) {
                                      "stop it first with `llmctl stop`",
                                      pid, state_dir)));
   }
-  auto access = control::resolve_cluster_access(o.address, o.token, paths);
+  auto access = control::resolve_cluster_access(o.address, o.token, absolute_path(o.tls_ca), paths);
   if (!access.is_ok()) return report_error("start", access.status());
   if (auto hp = control::parse_host_port(access->address); !hp.is_ok()) return report_error("start", hp.status());
   if (Status s = control::write_cluster_access(paths, *access); !s.is_ok()) return report_error("start", s);
   std::string node_ip = control::guess_node_address(o.node_ip);
-  auto pid = spawn_daemon(agent_args(o, state_dir, access->address, node_ip, "worker"), access->token,
+  auto pid = spawn_daemon(agent_args(o, state_dir, *access, node_ip, "worker"), access->token,
                          paths.logs_dir + "/agent.out", paths.agent_pid, "agent");
   if (!pid.is_ok()) return report_error("start", pid.status());
   if (Status s = wait_for_node(*access, node_ip, paths.agent_pid, 10s); !s.is_ok()) {
@@ -221,6 +238,7 @@ void register_start(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--config", o->config, "cluster.toml to take ports and env from");
   cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate for TLS on the control plane");
   cmd->add_option("--tls-key", o->tls_key, "PEM key for --tls-cert");
+  cmd->add_option("--tls-ca", o->tls_ca, "PEM certificate to check a TLS head against (joining with --address)");
   cmd->add_option("--heartbeat-period-ms", o->heartbeat_period_ms, "Head: how often agents heartbeat")->capture_default_str();
   cmd->add_option("--num-missed-heartbeats", o->num_missed_heartbeats, "Head: missed heartbeats before a node is Dead")
       ->capture_default_str();
@@ -229,8 +247,15 @@ void register_start(CLI::App& app, CliContext& ctx) {
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       if (!o->tls_cert.empty() || !o->tls_key.empty()) {
-        return report_error("start", Status::unimplemented("TLS on the control plane is not implemented yet (issue #8); "
-                                                           "connections are authenticated with the token"));
+        if (!o->head) return report_error("start", Status::invalid_argument("--tls-cert/--tls-key are for --head; "
+                                                                            "a joining node takes --tls-ca"));
+        // Checked here so a bad file is this command's error, not a head that exits.
+        if (auto tls = transport::make_server_tls_context(o->tls_cert, o->tls_key); !tls.is_ok()) {
+          return report_error("start", tls.status());
+        }
+      }
+      if (!o->tls_ca.empty()) {
+        if (auto tls = transport::make_client_tls_context(o->tls_ca); !tls.is_ok()) return report_error("start", tls.status());
       }
       if (o->head && !o->address.empty() && std::getenv("LLMCTL_ADDRESS") == nullptr) {
         return report_error("start", Status::invalid_argument("--head and --address exclude each other"));

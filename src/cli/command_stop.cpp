@@ -37,9 +37,7 @@ void leave_on_behalf(const control::NodePaths& paths) {
   std::ifstream in(paths.agent_dir + "/node_id");
   std::string node_id;
   if (!access.is_ok() || !(in >> node_id)) return;
-  auto hp = control::parse_host_port(access->address);
-  if (!hp.is_ok()) return;
-  auto client = control::ControlClient::connect(hp->first, hp->second, access->token, 1000ms);
+  auto client = control::connect_to(*access, 1000ms);
   if (!client.is_ok()) return;
   (void)(*client)->call("node.leave", {{"node_id", node_id}, {"reason", "stopped"}}, 1000ms);
 }

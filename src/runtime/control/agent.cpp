@@ -77,6 +77,7 @@ void Agent::connect() {
   transport::ChannelOptions co;
   co.handshake_timeout_ms = options_.connect_timeout_ms;
   co.max_frame_bytes = options_.max_frame_bytes;
+  co.tls = options_.tls;
   transport::Channel::async_connect(io_, options_.head_host, options_.head_port, options_.token, co,
                                     [this](Result<std::shared_ptr<transport::Channel>> r) {
                                       if (leaving_) {

@@ -21,6 +21,7 @@
 #include "runtime/control/resource_sampler.h"
 #include "runtime/placement/resource_set.h"
 #include "runtime/transport/channel.h"
+#include "runtime/transport/tls_context.h"
 
 namespace llmctl::control {
 
@@ -37,6 +38,7 @@ struct AgentOptions {
   int max_backoff_ms = 1000;
   int connect_timeout_ms = 3000;
   std::size_t max_frame_bytes = 1u << 20;
+  transport::TlsContext tls;  // set: TLS to the head (a client context trusting its certificate)
 };
 
 class Agent {

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/control/daemon.h"
+
 namespace llmctl::control {
 
 Result<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& address) {
@@ -37,12 +39,14 @@ ControlClient::~ControlClient() {
 }
 
 Result<std::unique_ptr<ControlClient>> ControlClient::connect(const std::string& host, std::uint16_t port,
-                                                              const std::string& token, std::chrono::milliseconds timeout) {
+                                                              const std::string& token, std::chrono::milliseconds timeout,
+                                                              transport::TlsContext tls) {
   auto client = std::unique_ptr<ControlClient>(new ControlClient());
   std::promise<Status> opened;
   transport::ChannelOptions options;
   options.handshake_timeout_ms = static_cast<int>(timeout.count());
   options.max_frame_bytes = 64u << 20;  // status of a big cluster is large
+  options.tls = std::move(tls);
   ControlClient* c = client.get();
   asio::post(c->io_, [c, host, port, token, options, &opened] {
     transport::Channel::async_connect(c->io_, host, port, token, options,
@@ -66,6 +70,15 @@ Result<nlohmann::json> ControlClient::call(const std::string& type, const nlohma
     channel_->request(type, data, timeout, [&done](Result<nlohmann::json> r) { done.set_value(std::move(r)); });
   });
   return done.get_future().get();
+}
+
+Result<std::unique_ptr<ControlClient>> connect_to(const ClusterAccess& access, std::chrono::milliseconds timeout) {
+  ASSIGN_OR_RETURN(auto hp, parse_host_port(access.address));
+  transport::TlsContext tls;
+  if (!access.tls_ca.empty()) {
+    ASSIGN_OR_RETURN(tls, transport::make_client_tls_context(access.tls_ca));
+  }
+  return ControlClient::connect(hp.first, hp.second, access.token, timeout, std::move(tls));
 }
 
 }  // namespace llmctl::control

@@ -52,6 +52,7 @@ Status write_private_file(const std::string& path, const std::string& content) {
 
 Status write_cluster_access(const NodePaths& paths, const ClusterAccess& access) {
   nlohmann::json j = {{"address", access.address}, {"token", access.token}};
+  if (!access.tls_ca.empty()) j["tls_ca"] = access.tls_ca;
   return write_private_file(paths.cluster_file, j.dump(2) + "\n");
 }
 
@@ -71,7 +72,7 @@ Result<ClusterAccess> read_cluster_access_file(const std::string& path) {
   ss << in.rdbuf();
   auto j = nlohmann::json::parse(ss.str(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::invalid_argument(fmt::format("{} is not valid JSON", path));
-  ClusterAccess a{j.value("address", ""), j.value("token", "")};
+  ClusterAccess a{j.value("address", ""), j.value("token", ""), j.value("tls_ca", "")};
   if (a.address.empty() || a.token.empty()) {
     return Status::invalid_argument(fmt::format("{} lacks address or token", path));
   }
@@ -230,15 +231,26 @@ namespace llmctl::control {
 
 Result<ClusterAccess> resolve_cluster_access(const std::string& address, const std::string& token,
                                              const NodePaths& paths) {
+  return resolve_cluster_access(address, token, "", paths);
+}
+
+Result<ClusterAccess> resolve_cluster_access(const std::string& address, const std::string& token,
+                                             const std::string& tls_ca, const NodePaths& paths) {
+  auto local = read_cluster_access(paths);
+  ClusterAccess a;
   if (!address.empty()) {
-    if (!token.empty()) return ClusterAccess{address, token};
-    auto local = read_cluster_access(paths);
-    if (local.is_ok()) return ClusterAccess{address, local->token};
-    return Status::invalid_argument("--token (or LLMCTL_TOKEN) is required with --address");
+    a.address = address;
+    a.token = !token.empty() ? token : local.is_ok() ? local->token : "";
+    if (a.token.empty()) return Status::invalid_argument("--token (or LLMCTL_TOKEN) is required with --address");
+    // This node's trust file is for its own cluster only.
+    if (local.is_ok() && local->address == address) a.tls_ca = local->tls_ca;
+  } else {
+    if (!local.is_ok()) return local.status();
+    a = *local;
+    if (!token.empty()) a.token = token;
   }
-  ASSIGN_OR_RETURN(ClusterAccess local, read_cluster_access(paths));
-  if (!token.empty()) local.token = token;
-  return local;
+  if (!tls_ca.empty()) a.tls_ca = tls_ca;
+  return a;
 }
 
 std::string guess_node_address(const std::string& requested) {

@@ -26,6 +26,7 @@ struct NodePaths {
 struct ClusterAccess {
   std::string address;  // HEAD:PORT
   std::string token;
+  std::string tls_ca = {};  // PEM file the head's TLS certificate is checked against; empty: no TLS
 };
 Status write_cluster_access(const NodePaths& paths, const ClusterAccess& access);
 Result<ClusterAccess> read_cluster_access(const NodePaths& paths);
@@ -58,9 +59,12 @@ Result<pid_t> spawn_detached(const std::vector<std::string>& argv, const std::ve
 namespace llmctl::control {
 
 // The head to talk to: --address/--token when given (a missing token is
-// taken from this node's cluster.json), else this node's cluster.json.
+// taken from this node's cluster.json), else this node's cluster.json. The TLS
+// trust file is `tls_ca` when given, else the one in cluster.json.
 Result<ClusterAccess> resolve_cluster_access(const std::string& address, const std::string& token,
                                              const NodePaths& paths);
+Result<ClusterAccess> resolve_cluster_access(const std::string& address, const std::string& token,
+                                             const std::string& tls_ca, const NodePaths& paths);
 
 // The address this node advertises: `requested` when set, else the first
 // non-loopback IPv4 address of an interface that is up, else 127.0.0.1.

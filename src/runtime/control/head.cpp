@@ -41,6 +41,7 @@ Head::Head(asio::io_context& io, HeadOptions options, const Clock& clock)
   channel_options_.max_frame_bytes = options_.max_frame_bytes;
   channel_options_.handshake_timeout_ms = options_.handshake_timeout_ms;
   channel_options_.idle_timeout_ms = options_.idle_timeout_ms;
+  channel_options_.tls = options_.tls;
   if (options_.advertise_address.empty()) options_.advertise_address = options_.bind_address;
 }
 

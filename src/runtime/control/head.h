@@ -35,6 +35,7 @@
 #include "runtime/control/failure_detector.h"
 #include "runtime/control/state_log.h"
 #include "runtime/transport/channel.h"
+#include "runtime/transport/tls_context.h"
 
 namespace llmctl::control {
 
@@ -52,6 +53,7 @@ struct HeadOptions {
   std::size_t max_frame_bytes = 1u << 20;
   std::size_t snapshot_every_records = 1000;
   bool durable = true;                   // false: no state dir at all (benchmarks)
+  transport::TlsContext tls;             // set: every connection is TLS (a server context)
 };
 
 class Head {

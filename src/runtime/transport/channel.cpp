@@ -38,10 +38,18 @@ void run_handshake(std::shared_ptr<FramedConnection> conn, std::string token, Ch
     if (once->done) return;  // the deadline closed it already
     once->finish(std::make_shared<Channel>(conn, options));
   };
-  if (as_client) {
-    async_client_handshake(conn, std::move(token), done);
+  auto authenticate = [conn, token = std::move(token), as_client, done](Status tls) mutable {
+    if (!tls.is_ok()) return done(tls);
+    if (as_client) {
+      async_client_handshake(conn, std::move(token), done);
+    } else {
+      async_server_handshake(conn, std::move(token), done);
+    }
+  };
+  if (options.tls) {
+    conn->async_start_tls(options.tls, /*as_server=*/!as_client, std::move(authenticate));
   } else {
-    async_server_handshake(conn, std::move(token), done);
+    authenticate(Status::ok());
   }
 }
 

@@ -40,6 +40,9 @@ struct ChannelOptions {
   std::size_t max_frame_bytes = kDefaultMaxFrameBytes;
   int handshake_timeout_ms = 5000;
   int idle_timeout_ms = 0;  // 0: never close for silence
+  // Set: TLS first (server or client context, tls_context.h), then the token
+  // handshake inside it.
+  std::shared_ptr<asio::ssl::context> tls;
 };
 
 class Channel : public std::enable_shared_from_this<Channel> {

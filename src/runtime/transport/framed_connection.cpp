@@ -22,9 +22,59 @@ FramedConnection::FramedConnection(asio::ip::tcp::socket socket, std::size_t max
   remote_address_ = ec ? "?" : fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
+template <typename Buffer, typename Handler>
+void FramedConnection::read_exactly(const Buffer& buffer, Handler&& handler) {
+  if (tls_) {
+    asio::async_read(*tls_, buffer, std::forward<Handler>(handler));
+  } else {
+    asio::async_read(socket_, buffer, std::forward<Handler>(handler));
+  }
+}
+
+void FramedConnection::async_start_tls(std::shared_ptr<asio::ssl::context> context, bool as_server,
+                                       WriteHandler handler) {
+  tls_context_ = std::move(context);
+  if (!as_server) return tls_handshake(false, std::move(handler));
+  // Every TLS connection opens with a handshake record (content type 22);
+  // a plain llmctl client opens with a frame length, whose first byte is 0.
+  auto self = shared_from_this();
+  socket_.async_wait(asio::socket_base::wait_read, [this, self, handler = std::move(handler)](asio::error_code ec) {
+    if (ec) return handler(Status::unavailable(fmt::format("waiting for TLS from {}: {}", remote_address_, ec.message())));
+    unsigned char first = 0;
+    asio::error_code peek_ec;
+    std::size_t n = socket_.receive(asio::buffer(&first, 1), asio::socket_base::message_peek, peek_ec);
+    if (peek_ec || n == 0) {
+      return handler(Status::unavailable(fmt::format("{} closed before TLS started", remote_address_)));
+    }
+    constexpr unsigned char kTlsHandshakeRecord = 22;
+    if (first != kTlsHandshakeRecord) {
+      Status refused = Status::permission_denied(
+          fmt::format("{} did not start TLS (a client without --tls-ca against a TLS head)", remote_address_));
+      write_buffer_ = encode_frame(encode_message(
+          make_error("this head requires TLS: give the client --tls-ca with the head's certificate")));
+      asio::async_write(socket_, asio::buffer(write_buffer_),
+                        [self, handler, refused](asio::error_code, std::size_t) { handler(refused); });
+      return;
+    }
+    tls_handshake(true, handler);
+  });
+}
+
+void FramedConnection::tls_handshake(bool as_server, WriteHandler handler) {
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+  auto self = shared_from_this();
+  tls_->async_handshake(as_server ? asio::ssl::stream_base::server : asio::ssl::stream_base::client,
+                        [this, self, as_server, handler = std::move(handler)](asio::error_code ec) {
+                          if (!ec) return handler(Status::ok());
+                          handler(Status::permission_denied(fmt::format(
+                              "TLS handshake with {} failed: {}{}", remote_address_, ec.message(),
+                              as_server ? "" : " (does the head use TLS, with a certificate that --tls-ca trusts?)")));
+                        });
+}
+
 void FramedConnection::async_read(ReadHandler handler) {
   auto self = shared_from_this();
-  asio::async_read(socket_, asio::buffer(header_), [this, self, handler = std::move(handler)](asio::error_code ec, std::size_t) {
+  read_exactly(asio::buffer(header_), [this, self, handler = std::move(handler)](asio::error_code ec, std::size_t) {
     if (ec) {
       handler(Status::unavailable(fmt::format("reading from {}: {}", remote_address_, ec.message())), {});
       return;
@@ -38,7 +88,7 @@ void FramedConnection::async_read(ReadHandler handler) {
       return;
     }
     read_payload_.assign(n, '\0');
-    asio::async_read(socket_, asio::buffer(read_payload_), [this, self, handler](asio::error_code ec2, std::size_t) {
+    read_exactly(asio::buffer(read_payload_), [this, self, handler](asio::error_code ec2, std::size_t) {
       if (ec2) {
         handler(Status::unavailable(fmt::format("reading from {}: {}", remote_address_, ec2.message())), {});
         return;
@@ -56,13 +106,18 @@ void FramedConnection::async_read(ReadHandler handler) {
 void FramedConnection::async_write(const Message& message, WriteHandler handler) {
   write_buffer_ = encode_frame(encode_message(message));
   auto self = shared_from_this();
-  asio::async_write(socket_, asio::buffer(write_buffer_), [this, self, handler = std::move(handler)](asio::error_code ec, std::size_t) {
+  auto done = [this, self, handler = std::move(handler)](asio::error_code ec, std::size_t) {
     if (ec) {
       handler(Status::unavailable(fmt::format("writing to {}: {}", remote_address_, ec.message())));
       return;
     }
     handler(Status::ok());
-  });
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(write_buffer_), std::move(done));
+  } else {
+    asio::async_write(socket_, asio::buffer(write_buffer_), std::move(done));
+  }
 }
 
 void FramedConnection::close() {

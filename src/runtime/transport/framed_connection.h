@@ -2,6 +2,7 @@
 // payload length followed by the payload (an encoded Message). A frame longer
 // than max_frame_bytes, or a payload that is not a valid Message, fails that
 // read with INVALID_ARGUMENT; the owner then closes only this connection.
+// After async_start_tls() the same frames travel inside TLS.
 //
 // Threading: all handlers run on the socket's executor. At most one read and
 // one write may be outstanding at a time (request/response use). Keep the
@@ -15,6 +16,7 @@
 #include <string>
 
 #include <asio.hpp>
+#include <asio/ssl.hpp>
 
 #include "common/status.h"
 #include "runtime/transport/message.h"
@@ -34,6 +36,12 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
 
   explicit FramedConnection(asio::ip::tcp::socket socket, std::size_t max_frame_bytes = kDefaultMaxFrameBytes);
 
+  // Wraps the connection in TLS before any frame is exchanged. A server whose
+  // peer does not start with a TLS record (a client without TLS) tells it so
+  // in a plain error frame and fails with PERMISSION_DENIED.
+  void async_start_tls(std::shared_ptr<asio::ssl::context> context, bool as_server, WriteHandler handler);
+  bool is_tls() const { return tls_ != nullptr; }
+
   void async_read(ReadHandler handler);
   void async_write(const Message& message, WriteHandler handler);
   // Idempotent; pending operations complete with an error.
@@ -44,7 +52,13 @@ class FramedConnection : public std::enable_shared_from_this<FramedConnection> {
   asio::ip::tcp::socket& socket() { return socket_; }
 
  private:
+  template <typename Buffer, typename Handler>
+  void read_exactly(const Buffer& buffer, Handler&& handler);
+  void tls_handshake(bool as_server, WriteHandler handler);
+
   asio::ip::tcp::socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;  // set once TLS starts
   std::size_t max_frame_bytes_;
   std::string remote_address_;
   std::array<unsigned char, kFrameHeaderBytes> header_{};

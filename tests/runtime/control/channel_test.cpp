@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include "runtime/transport/framed_connection.h"
+#include "runtime/transport/tls_context.h"
 
 using namespace llmctl;
 using namespace llmctl::transport;
@@ -29,6 +30,10 @@ struct Pair {
   Status server_status, client_status;
 
   void open(const std::string& server_token, const std::string& client_token, ChannelOptions options = {}) {
+    open(server_token, client_token, options, options);
+  }
+  void open(const std::string& server_token, const std::string& client_token, ChannelOptions options,
+            ChannelOptions client_options) {
     bool s_done = false, c_done = false;
     acceptor.async_accept([&](asio::error_code ec, asio::ip::tcp::socket socket) {
       REQUIRE_FALSE(ec);
@@ -38,7 +43,7 @@ struct Pair {
         if (r.is_ok()) server = *r;
       });
     });
-    Channel::async_connect(io, "127.0.0.1", acceptor.local_endpoint().port(), client_token, options,
+    Channel::async_connect(io, "127.0.0.1", acceptor.local_endpoint().port(), client_token, client_options,
                            [&](Result<std::shared_ptr<Channel>> r) {
                              c_done = true;
                              client_status = r.status();
@@ -160,4 +165,80 @@ TEST_CASE("a silent peer is closed after the idle timeout, not while a reply is 
   CHECK_FALSE(closed);  // a reply is owed: the peer is waiting, not dead
   p.server->reply(owed, nlohmann::json{{"ok", true}});
   REQUIRE(run_until(p.io, [&] { return reply.has_value() && closed; }));
+}
+
+namespace {
+
+// tls_test_cert.pem / tls_test_key.pem (the head) and tls_other_cert.pem (a
+// stranger), self-signed, made once with
+//   openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=llmctl-test-head \
+//     -keyout tls_test_key.pem -out tls_test_cert.pem
+// (and -subj /CN=llmctl-other for the other one, its key thrown away).
+std::string fixture(const char* name) { return std::string(LLMCTL_SOURCE_DIR) + "/tests/runtime/control/" + name; }
+
+ChannelOptions tls_server_options() {
+  ChannelOptions o;
+  auto ctx = make_server_tls_context(fixture("tls_test_cert.pem"), fixture("tls_test_key.pem"));
+  REQUIRE(ctx.is_ok());
+  o.tls = *ctx;
+  return o;
+}
+
+ChannelOptions tls_client_options(const char* ca) {
+  ChannelOptions o;
+  auto ctx = make_client_tls_context(fixture(ca));
+  REQUIRE(ctx.is_ok());
+  o.tls = *ctx;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("TLS: the token handshake and requests run inside TLS") {
+  Pair p;
+  p.open("tok", "tok", tls_server_options(), tls_client_options("tls_test_cert.pem"));
+  REQUIRE(p.server_status.is_ok());
+  REQUIRE(p.client_status.is_ok());
+  p.server->start([&](const Message& m, std::uint64_t id) { p.server->reply(id, nlohmann::json{{"got", m.body}}); },
+                  [](const Status&) {});
+  p.client->start([](const Message&, std::uint64_t) {}, [](const Status&) {});
+  std::optional<Result<nlohmann::json>> reply;
+  p.client->request("echo", {{"x", 1}}, 2s, [&](Result<nlohmann::json> r) { reply = std::move(r); });
+  REQUIRE(run_until(p.io, [&] { return reply.has_value(); }));
+  REQUIRE(reply->is_ok());
+  CHECK((**reply)["got"]["x"] == 1);
+}
+
+TEST_CASE("TLS: a wrong token is still refused inside TLS") {
+  Pair p;
+  p.open("tok", "other", tls_server_options(), tls_client_options("tls_test_cert.pem"));
+  CHECK(p.server_status.code() == StatusCode::kPermissionDenied);
+  CHECK(p.client_status.code() == StatusCode::kPermissionDenied);
+}
+
+TEST_CASE("TLS: a plain client is told the head requires TLS") {
+  Pair p;
+  p.open("tok", "tok", tls_server_options(), ChannelOptions{});
+  CHECK(p.server_status.code() == StatusCode::kPermissionDenied);
+  CHECK(p.server_status.message().find("did not start TLS") != std::string::npos);
+  CHECK(p.client_status.code() == StatusCode::kPermissionDenied);
+  CHECK(p.client_status.message().find("requires TLS") != std::string::npos);
+}
+
+TEST_CASE("TLS: a head whose certificate --tls-ca does not trust is refused") {
+  Pair p;
+  p.open("tok", "tok", tls_server_options(), tls_client_options("tls_other_cert.pem"));
+  CHECK_FALSE(p.client_status.is_ok());
+  CHECK(p.client_status.message().find("TLS handshake") != std::string::npos);
+  CHECK_FALSE(p.server_status.is_ok());
+}
+
+TEST_CASE("TLS: missing or mismatched certificate files are reported, naming the flag") {
+  auto none = make_server_tls_context(fixture("nope.pem"), fixture("tls_test_key.pem"));
+  REQUIRE_FALSE(none.is_ok());
+  CHECK(none.status().message().find("--tls-cert") != std::string::npos);
+  auto mismatch = make_server_tls_context(fixture("tls_other_cert.pem"), fixture("tls_test_key.pem"));
+  REQUIRE_FALSE(mismatch.is_ok());
+  CHECK(mismatch.status().message().find("--tls-key") != std::string::npos);  // OpenSSL: "key values mismatch"
+  CHECK_FALSE(make_client_tls_context(fixture("nope.pem")).is_ok());
 }
