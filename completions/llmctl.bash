@@ -49,7 +49,7 @@ _llmctl() {
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --model --messages --add-generation-prompt --tools --kwargs --template --template-name" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     logs)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --grep --node --component --level --since --until --tail --max-lines --follow -f --json --address --token --config" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --grep --ignore-case -i --node --component --level --since --until --tail --max-lines --follow -f --json --address --token --config --tls-ca" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     bench)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --url --model --concurrency --num-prompts --input-len --output-len --dataset --request-rate --api-key --json" -- "$cur"));

@@ -134,11 +134,12 @@ complete -c llmctl -n '__fish_seen_subcommand_from chat-template' -l template -d
 complete -c llmctl -n '__fish_seen_subcommand_from chat-template' -l template-name -d 'Which named template to use when the model has several'
 complete -c llmctl -n '__fish_seen_subcommand_from chat-template' -F
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l help -d 'Print this help message and exit'
-complete -c llmctl -n '__fish_seen_subcommand_from logs' -l grep -d 'Regular expression (ECMAScript) to match'
+complete -c llmctl -n '__fish_seen_subcommand_from logs' -l grep -d 'Regular expression (PCRE syntax) a line must contain'
+complete -c llmctl -n '__fish_seen_subcommand_from logs' -l ignore-case -d 'Match --grep without regard to case'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l node -d 'Only this node (repeatable)'
-complete -c llmctl -n '__fish_seen_subcommand_from logs' -l component -d 'Only this component: head, agent, engine, worker, job (repeatable)'
+complete -c llmctl -n '__fish_seen_subcommand_from logs' -l component -d 'Only this component: head, agent, serve, job (every supervised process), job/NAME (repeatable)'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l level -d 'Lowest level to show: debug, info, warn, error'
-complete -c llmctl -n '__fish_seen_subcommand_from logs' -l since -d 'Start time: 10m, 2h, or 2026-11-28T06:00:00'
+complete -c llmctl -n '__fish_seen_subcommand_from logs' -l since -d 'Start time: 10m, 2h, 1d ago, or 2026-11-28T06:00:00, or 06:00:00 today'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l until -d 'End time, same forms as --since'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l tail -d 'Only the last N matching lines'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l max-lines -d 'Stop after this many lines'
@@ -147,6 +148,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from logs' -l json -d 'One JSON ob
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l address -d 'Head HOST:PORT'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l token -d 'Cluster token'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -l config -d 'cluster.toml brought up with `llmctl up`'
+complete -c llmctl -n '__fish_seen_subcommand_from logs' -l tls-ca -d 'PEM file to check a TLS head'\''s certificate against (default: this node'\''s)'
 complete -c llmctl -n '__fish_seen_subcommand_from logs' -F
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -l help -d 'Print this help message and exit'
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -l url -d 'Base URL of the server'

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <vector>
@@ -46,13 +47,22 @@ void init_logging(const LogOptions& options) {
   LogState& s = state();
   std::lock_guard lock(s.mu);
   std::vector<spdlog::sink_ptr> sinks;
-  if (options.to_stderr) sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  auto stderr_level = spdlog::level::from_str(options.level);
+  auto file_level = std::min(stderr_level, spdlog::level::from_str(options.file_level));
+  auto lowest = spdlog::level::off;
+  if (options.to_stderr) {
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    sinks.back()->set_level(stderr_level);
+    lowest = stderr_level;
+  }
   if (!options.file_path.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(options.file_path).parent_path(), ec);
     try {
       sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
           options.file_path, options.max_file_size_bytes, options.max_files));
+      sinks.back()->set_level(file_level);
+      lowest = std::min(lowest, file_level);
     } catch (const spdlog::spdlog_ex& e) {
       // A log file we cannot open must not stop the command; say so on stderr.
       fprintf(stderr, "llmctl: cannot open log file %s: %s\n", options.file_path.c_str(), e.what());
@@ -61,7 +71,7 @@ void init_logging(const LogOptions& options) {
   std::string node = options.node_name.empty() ? hostname() : options.node_name;
   s.sinks = std::move(sinks);
   s.pattern = "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ [%n] node=" + node + " pid=%P %v";
-  s.level = spdlog::level::from_str(options.level);
+  s.level = lowest;  // each sink filters to its own level
   s.initialised = true;
   spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
     l->sinks() = s.sinks;

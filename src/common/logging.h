@@ -15,7 +15,10 @@ namespace llmctl {
 struct LogOptions {
   std::string node_name;          // shown as node=...; defaults to the hostname
   std::string file_path;          // empty: no file sink
-  std::string level = "info";     // trace, debug, info, warn, error, off
+  std::string level = "info";     // on stderr: trace, debug, info, warn, error, off
+  // The file keeps at least info even when stderr is quieter: `llmctl logs`
+  // searches these files after the fact.
+  std::string file_level = "info";
   bool to_stderr = true;
   std::size_t max_file_size_bytes = 32u << 20;
   std::size_t max_files = 5;

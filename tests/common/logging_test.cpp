@@ -47,5 +47,21 @@ TEST_CASE("component loggers write time in ms, level, component, node and pid to
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("a quiet stderr (--log-level warn) still leaves info lines in the file that `llmctl logs` searches") {
+  std::string dir = "/tmp/llmctl-logging-test-quiet-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  LogOptions options;
+  options.file_path = dir + "/logs/head.log";
+  options.level = "warn";
+  init_logging(options);
+  logger("head")->info("head listening on {}", "0.0.0.0:6379");
+  logger("head")->debug("debug stays out");
+  logger("head")->flush();
+  std::string text = read_all(options.file_path);
+  CHECK_MESSAGE(text.find("head listening on 0.0.0.0:6379") != std::string::npos, text);
+  CHECK(text.find("debug stays out") == std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace llmctl

@@ -9,6 +9,7 @@
 
 #include "common/build_info.h"
 #include "common/logging.h"
+#include "runtime/control/log_relay.h"
 #include "runtime/control/head.h"
 #include "runtime/transport/handshake.h"
 
@@ -161,6 +162,12 @@ void Agent::heartbeat() {
 }
 
 void Agent::on_message(const transport::Message& m, std::uint64_t id) {
+  if (m.type == "logs.search" && id > 0 && channel_ && m.body.is_object()) {
+    // The node's state dir is the agent dir's parent (NodePaths): logs/ and agent/bundles/ both.
+    return answer_log_search(io_, channel_, id, m.body,
+                             std::filesystem::path(options_.state_dir).parent_path().string(), options_.node_name,
+                             options_.max_frame_bytes * 7 / 8);
+  }
   if (m.type == "bundle.launch" && m.body.is_object()) {
     BundleSpec spec;
     spec.group_id = m.body.value("group_id", "");

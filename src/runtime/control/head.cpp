@@ -9,6 +9,7 @@
 
 #include "common/build_info.h"
 #include "common/logging.h"
+#include "runtime/control/log_relay.h"
 #include "runtime/transport/handshake.h"
 
 namespace llmctl::control {
@@ -173,6 +174,16 @@ void Head::on_message(const std::shared_ptr<transport::Channel>& ch, const trans
     return;
   }
   if (t == "kv.wait") return handle_kv_wait(ch, id, m.body);
+  if (t == "logs.search" && m.body.is_object()) {
+    std::vector<LogTarget> targets;
+    for (const auto& [node_id, n] : state_.nodes) {
+      LogTarget target{n.node_id, n.name, n.address, n.state == NodeState::kActive, n.reason, nullptr};
+      if (auto a = agent_channels_.find(node_id); a != agent_channels_.end()) target.channel = a->second;
+      targets.push_back(std::move(target));
+    }
+    return relay_log_search(ch, id, m.body, std::move(targets), std::chrono::seconds(10),
+                            options_.max_frame_bytes * 7 / 8);
+  }
   Result<nlohmann::json> r = Status::unimplemented(fmt::format("unknown request type \"{}\"", t));
   if (!m.body.is_object()) {
     r = Status::invalid_argument(fmt::format("{}: body must be an object", t));

@@ -92,6 +92,11 @@ void relay_log_search(const std::shared_ptr<transport::Channel>& client, std::ui
   g->id = id;
   g->query = *query;
   g->max_reply_bytes = max_reply_bytes;
+  for (const auto& n : query->nodes) {
+    bool known = false;
+    for (const auto& t : targets) known = known || t.name == n || t.node_id == n;
+    if (!known) g->nodes.push_back({{"name", n}, {"ok", false}, {"error", "no node of that name in this cluster"}});
+  }
   std::vector<LogTarget> asked;
   for (auto& t : targets) {
     if (!logs::node_selected(*query, t.name) && !logs::node_selected(*query, t.node_id)) continue;
@@ -103,11 +108,6 @@ void relay_log_search(const std::shared_ptr<transport::Channel>& client, std::ui
       continue;
     }
     asked.push_back(std::move(t));
-  }
-  for (const auto& n : query->nodes) {
-    bool known = false;
-    for (const auto& t : targets) known = known || t.name == n || t.node_id == n;
-    if (!known) g->nodes.push_back({{"name", n}, {"ok", false}, {"error", "no node of that name in this cluster"}});
   }
   g->remaining = asked.size();
   if (asked.empty()) return g->finish();

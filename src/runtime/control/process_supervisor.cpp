@@ -12,19 +12,13 @@
 #include <filesystem>
 #include <thread>
 
-#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include "common/logging.h"
+#include "runtime/control/output_capture.h"
 
 namespace llmctl::control {
 namespace {
-
-std::string timestamp() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms);
-}
 
 void append_line(const std::string& path, const std::string& line) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -70,7 +64,9 @@ Status ProcessSupervisor::spawn(BundleProcess& p) {
   std::string base = fmt::format("{}/{}-{}", log_dir_, p.spec.group_id, p.spec.index);
   std::string out_path = base + ".out", err_path = base + ".err";
   std::string cmdline = fmt::format("{}", fmt::join(p.spec.command, " "));
-  append_line(err_path, fmt::format("=== {} llmctl agent: starting (attempt {}): {}", timestamp(), p.num_restarts + 1, cmdline));
+  std::string component = fmt::format("job/{}-{}", p.spec.group_id, p.spec.index);
+  append_line(err_path, capture_line_header(component, 0) +
+                            fmt::format("llmctl agent: starting (attempt {}): {}", p.num_restarts + 1, cmdline));
 
   // Everything the child needs is prepared before fork: after it, only
   // async-signal-safe calls.
@@ -85,12 +81,15 @@ Status ProcessSupervisor::spawn(BundleProcess& p) {
   envp.push_back(nullptr);
   for (auto& a : p.spec.command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (out_fd < 0 || err_fd < 0) {
-    if (out_fd >= 0) ::close(out_fd);
-    if (err_fd >= 0) ::close(err_fd);
-    return Status::io_error(fmt::format("opening {}: {}", base, std::strerror(errno)));
+  // The child writes into pipes; the agent stamps each line with its time
+  // and header on the way into the files (output_capture.h).
+  int out_fd = -1, err_fd = -1;
+  auto out_capture = OutputCapture::create(io_, out_path, component, out_fd);
+  if (!out_capture.is_ok()) return out_capture.status();
+  auto err_capture = OutputCapture::create(io_, err_path, component, err_fd);
+  if (!err_capture.is_ok()) {
+    ::close(out_fd);
+    return err_capture.status();
   }
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
@@ -115,6 +114,8 @@ Status ProcessSupervisor::spawn(BundleProcess& p) {
   }
   ::close(out_fd);
   ::close(err_fd);
+  (*out_capture)->start(pid);
+  (*err_capture)->start(pid);
   p.pid = pid;
   p.state = "running";
   logger("agent")->info("bundle {}[{}] started: pid {} ({})", p.spec.group_id, p.spec.index, pid, cmdline);
@@ -130,7 +131,8 @@ void ProcessSupervisor::poll() {
     p.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     p.pid = 0;
     std::string err_path = fmt::format("{}/{}-{}.err", log_dir_, p.spec.group_id, p.spec.index);
-    append_line(err_path, fmt::format("=== {} llmctl agent: exited with code {}", timestamp(), p.exit_code));
+    append_line(err_path, capture_line_header(fmt::format("job/{}-{}", p.spec.group_id, p.spec.index), r) +
+                              fmt::format("llmctl agent: exited with code {}", p.exit_code));
     if (p.state == "stopped") {
       on_update_(p);
       continue;

@@ -2,10 +2,11 @@
 // processes, restarts them by policy, and reports every state change.
 //
 // Each child gets its own process group (so a stop reaches its children too),
-// dies with the agent (PR_SET_PDEATHSIG), and writes stdout and stderr to
+// dies with the agent (PR_SET_PDEATHSIG), and writes stdout and stderr
+// through pipes that the agent copies, each line time-stamped, to
 //   <log_dir>/<group_id>-<index>.out / .err
-// appended across restarts, with a timestamped line from the supervisor at
-// every start and exit. Exits are found by polling waitpid every 100 ms on the
+// appended across restarts, with a line from the supervisor at every start
+// and exit (output_capture.h). Exits are found by polling waitpid every 100 ms on the
 // io_context, so no SIGCHLD handler races with other code.
 //
 // Threading: single-threaded, on the agent's io_context.

@@ -129,9 +129,11 @@ struct FileScan {
   int64_t fallback_time_ms;
 };
 
-LogRecord make_record(const FileScan& scan, std::string_view line, int64_t inherited_time) {
-  LogRecord r;
-  if (!parse_log_line(line, r)) {
+// False for a line the source says to skip (raw_only and in llmctl's format).
+bool make_record(const FileScan& scan, std::string_view line, int64_t inherited_time, LogRecord& r) {
+  bool parsed = parse_log_line(line, r);
+  if (parsed && scan.source.raw_only) return false;
+  if (!parsed) {
     r.time_ms = inherited_time;
     r.level = LogLevel::kInfo;
     r.component = scan.source.component;
@@ -142,7 +144,7 @@ LogRecord make_record(const FileScan& scan, std::string_view line, int64_t inher
   if (!scan.node.empty()) r.node = scan.node;
   r.file = scan.source.relative;
   r.line.assign(line);
-  return r;
+  return true;
 }
 
 // Appends this file's matching records (file order) to `out`, stopping after
@@ -180,7 +182,8 @@ uint64_t scan_file(const FileScan& scan, std::string_view buf, size_t limit, std
       if (scan.pattern.matches(line)) {
         int64_t t = line_time(line).value_or(0);
         if (t == 0) t = s > 0 ? time_before(buf, s - 1, scan.fallback_time_ms) : scan.fallback_time_ms;
-        if (!keep(make_record(scan, line, t))) { pos = e; break; }
+        LogRecord r;
+        if (make_record(scan, line, t, r) && !keep(std::move(r))) { pos = e; break; }
       }
       pos = e + 1;
     }
@@ -190,7 +193,8 @@ uint64_t scan_file(const FileScan& scan, std::string_view buf, size_t limit, std
       size_t e = line_end(buf, pos);
       std::string_view line = buf.substr(pos, e - pos);
       if (auto t = line_time(line)) last = *t;
-      if (!line.empty() && !keep(make_record(scan, line, last))) { pos = e; break; }
+      LogRecord r;
+      if (!line.empty() && make_record(scan, line, last, r) && !keep(std::move(r))) { pos = e; break; }
       pos = e + 1;
     }
   }
@@ -209,11 +213,16 @@ std::vector<LogSource> list_log_sources(const std::string& state_dir) {
       if (!entry.is_regular_file(ec)) continue;
       std::string ext = entry.path().extension().string();
       if (ext != ".log" && ext != ".out" && ext != ".err") continue;
+      // A daemon's .out file holds its stderr: the same lines as its .log
+      // file plus what never reached the logger (a crash message). Only
+      // the latter are taken from it, so nothing shows twice.
+      bool raw_only = !bundle && ext == ".out" && fs::exists(dir / (entry.path().stem().string() + ".log"), ec);
       sources.push_back({entry.path().string(), sub + "/" + entry.path().filename().string(),
-                         component_of(entry.path(), bundle)});
+                         component_of(entry.path(), bundle), raw_only});
     }
   };
   add_dir("logs", false);
+  add_dir("agent/bundles", true);  // where an agent's supervised children write (control::NodePaths)
   add_dir("bundles", true);
   std::sort(sources.begin(), sources.end(), [](const LogSource& a, const LogSource& b) { return a.path < b.path; });
   return sources;
@@ -324,8 +333,10 @@ std::vector<LogRecord> LogFollower::poll() {
       std::string_view line = buf.substr(p, e - p);
       if (auto t = line_time(line)) pos.last_time_ms = *t;
       if (!line.empty() && pattern_.matches(line)) {
-        LogRecord r = make_record(scan, line, pos.last_time_ms ? pos.last_time_ms : scan.fallback_time_ms);
-        if (record_selected(query_, r)) out.push_back(std::move(r));
+        LogRecord r;
+        if (make_record(scan, line, pos.last_time_ms ? pos.last_time_ms : scan.fallback_time_ms, r) &&
+            record_selected(query_, r))
+          out.push_back(std::move(r));
       }
       p = e + 1;
     }

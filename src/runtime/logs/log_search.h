@@ -3,8 +3,8 @@
 //
 // A node's logs live in its state dir: logs/<component>.log (rotated as
 // <component>.N.log), logs/<daemon>.out (a daemon's own stdout/stderr), and
-// bundles/<group>-<index>.out|.err (children the agent supervises, component
-// job/<group>-<index>).
+// agent/bundles/<group>-<index>.out|.err (children the agent supervises,
+// component job/<group>-<index>; also read from bundles/).
 #pragma once
 
 #include <sys/types.h>
@@ -25,6 +25,7 @@ struct LogSource {
   std::string path;       // as opened
   std::string relative;   // relative to the state dir, shown to users
   std::string component;  // from the file name
+  bool raw_only = false;  // a daemon's stdout/stderr beside its .log: only lines the logger did not write
 };
 
 // Every log file under the state dir, in a stable order. A missing dir gives none.

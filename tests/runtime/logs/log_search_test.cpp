@@ -144,6 +144,23 @@ TEST_CASE("grep, level, component and time filters; merge by time across files")
   CHECK(messages(c).front() == "head started");
 }
 
+TEST_CASE("a daemon's .out adds only what its logger did not write; agent/bundles is searched") {
+  ScratchDir d;
+  std::string logged = line("2026-11-28 06:00:01.000", "info", "agent", "joined head");
+  d.append("logs/agent.log", logged);
+  d.append("logs/agent.out", logged + "terminate called after throwing an instance of 'std::bad_alloc'\n");
+  fs::create_directories(d.root / "agent/bundles");
+  d.append("agent/bundles/pg3-0.err", line("2026-11-28 06:00:02.000", "info", "job/pg3-0", "NCCL WARN peer closed"));
+  auto r = search_logs(d.root.string(), "", LogQuery{}).value();
+  REQUIRE(r.records.size() == 3);
+  CHECK(r.records[0].message == "joined head");
+  CHECK(r.records[0].file == "logs/agent.log");
+  CHECK(r.records[1].message == "terminate called after throwing an instance of 'std::bad_alloc'");
+  CHECK(r.records[1].file == "logs/agent.out");
+  CHECK(r.records[2].component == "job/pg3-0");
+  CHECK(r.records[2].file == "agent/bundles/pg3-0.err");
+}
+
 TEST_CASE("a bad pattern is an error naming it") {
   ScratchDir d;
   LogQuery q;
