@@ -171,8 +171,8 @@ namespace {
 
 // tls_test_cert.pem / tls_test_key.pem (the head) and tls_other_cert.pem (a
 // stranger), self-signed, made once with
-//   openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=llmctl-test-head \
-//     -keyout tls_test_key.pem -out tls_test_cert.pem
+//   openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=llmctl-test-head
+//     -keyout tls_test_key.pem -out tls_test_cert.pem     (one command line)
 // (and -subj /CN=llmctl-other for the other one, its key thrown away).
 std::string fixture(const char* name) { return std::string(LLMCTL_SOURCE_DIR) + "/tests/runtime/control/" + name; }
 
