@@ -52,8 +52,8 @@ secs() { python3 -c 'import sys,time,subprocess; t=time.time(); subprocess.run(s
 for pat in 'Gloo.*refused' 'NCCL WARN'; do
   n_llmctl=$("$bin" --state-dir "$state" logs --grep "$pat" --max-lines 1000000000 2>/dev/null | wc -l)
   n_grep=$(grep -E -h "$pat" $files | wc -l)
-  t_llmctl=$(secs "'$bin' --state-dir '$state' logs --grep '$pat' --max-lines 1000000000 > /dev/null 2>&1")
-  t_grep=$(secs "grep -E -h '$pat' $files > /dev/null")
+  t_llmctl=$(secs "'$bin' --state-dir '$state' logs --grep '$pat' --max-lines 1000000000 > $work/out.txt 2>/dev/null")
+  t_grep=$(secs "grep -E -h '$pat' $files > $work/out.txt")  # not /dev/null: GNU grep stops at the first match then
   python3 -c 'import sys; tot,tl,tg=float(sys.argv[1]),float(sys.argv[2]),float(sys.argv[3]); print("{\"pattern\": \"%s\", \"bytes\": %d, \"matches_llmctl\": %s, \"matches_grep\": %s, \"llmctl_s\": %.3f, \"grep_s\": %.3f, \"llmctl_MBps\": %.0f, \"grep_MBps\": %.0f}" % (sys.argv[4], tot, sys.argv[5], sys.argv[6], tl, tg, tot/1e6/tl, tot/1e6/tg))' "$total" "$t_llmctl" "$t_grep" "$pat" "$n_llmctl" "$n_grep"
 done
 t_first=$(secs "'$bin' --state-dir '$state' logs --grep 'NCCL WARN' > /dev/null 2>&1")
