@@ -151,7 +151,8 @@ def main():
         print(f"{NUM_CONNECTIONS} connections opened and answered in {time.time() - t0:.2f} s")
         check(ok == NUM_CONNECTIONS, f"every connection got /health 200 ({ok} of {NUM_CONNECTIONS})")
         fds = num_fds(proc.pid)
-        check(fds >= base_fds + NUM_CONNECTIONS, f"serve holds every connection ({fds} fds, {base_fds} before)")
+        # A few descriptors of the server's own come and go (model files, /proc reads): allow them.
+        check(fds >= base_fds + NUM_CONNECTIONS - 8, f"serve holds every connection ({fds} fds, {base_fds} before)")
 
         t0 = time.time()
         status, _ = request("GET", "/health")
