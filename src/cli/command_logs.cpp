@@ -147,10 +147,8 @@ Result<ClusterAnswer> ask_cluster(control::ControlClient& client, const logs::Lo
   return a;
 }
 
-int run_cluster(const LogsOptions& o, const logs::LogQuery& query, const control::ClusterAccess& access) {
-  auto client = control::connect_to(access, std::chrono::milliseconds(3000));
-  if (!client.is_ok())
-    return report_error("logs", client.status().with_context(fmt::format("cannot reach the head at {}", access.address)));
+int run_cluster(const LogsOptions& o, const logs::LogQuery& query,
+                const Result<std::unique_ptr<control::ControlClient>>& client) {
   RecordPrinter printer(o.json);
   logs::LogQuery first = query;
   if (o.follow && first.tail == 0 && !first.since_ms) first.tail = 10;
@@ -242,10 +240,16 @@ void register_logs(CLI::App& app, CliContext& ctx) {
       if (!o->address.empty()) {
         auto access = control::resolve_cluster_access(o->address, o->token, o->tls_ca, paths);
         if (!access.is_ok()) return report_error("logs", access.status());
-        return run_cluster(*o, *query, *access);
+        auto client = control::connect_to(*access, std::chrono::milliseconds(3000));
+        if (!client.is_ok())
+          return report_error("logs", client.status().with_context(
+                                          fmt::format("cannot reach the head at {}", access->address)));
+        return run_cluster(*o, *query, client);
       }
       if (auto access = control::resolve_cluster_access("", o->token, o->tls_ca, paths); access.is_ok()) {
-        if (control::connect_to(*access, std::chrono::milliseconds(1500)).is_ok()) return run_cluster(*o, *query, *access);
+        // The connection that shows the head answers is the one the search uses.
+        if (auto client = control::connect_to(*access, std::chrono::milliseconds(1500)); client.is_ok())
+          return run_cluster(*o, *query, client);
         fmt::print(stderr, "llmctl logs: the head at {} does not answer; searching this node only\n",
                    access->address);
       }

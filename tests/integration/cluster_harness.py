@@ -20,6 +20,17 @@ LLMCTL = os.environ.get("LLMCTL_BIN", "llmctl")
 PORT = 6379
 
 
+def wait_for(pred, timeout, what):
+    """Polls pred until it returns something true (returned), or fails naming `what`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    fail(f"timed out waiting for {what}")
+
+
 def fail(msg):
     print(f"FAIL: {msg}")
     raise AssertionError(msg)

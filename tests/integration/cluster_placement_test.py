@@ -12,17 +12,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster_harness as h  # noqa: E402
 import netns  # noqa: E402
-from cluster_harness import check, fail  # noqa: E402
+from cluster_harness import check, fail, wait_for  # noqa: E402
 
 
-def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    fail(f"timed out waiting for {what}")
 
 
 def main():

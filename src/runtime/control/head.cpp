@@ -523,7 +523,7 @@ Result<nlohmann::json> Head::handle_remove(const nlohmann::json& d) {
   return nlohmann::json::object();
 }
 
-void Head::try_place(GroupRecord& g) {
+std::vector<placement::NodeCapacity> Head::placeable_nodes() const {
   std::vector<placement::NodeCapacity> nodes;
   for (const auto& [id, n] : state_.nodes) {
     if (n.state != NodeState::kActive || !agent_channels_.count(id)) continue;
@@ -531,6 +531,11 @@ void Head::try_place(GroupRecord& g) {
     placement::subtract_from(c.available, state_.used_on(id));
     nodes.push_back(std::move(c));
   }
+  return nodes;
+}
+
+void Head::try_place(GroupRecord& g) {
+  std::vector<placement::NodeCapacity> nodes = placeable_nodes();
   std::vector<ResourceSet> requests;
   for (const auto& b : g.bundles) requests.push_back(b.resources);
   auto decision = placement::place(requests, g.strategy, nodes);
@@ -549,13 +554,7 @@ void Head::try_place(GroupRecord& g) {
 }
 
 bool Head::try_replace(GroupRecord& g) {
-  std::vector<placement::NodeCapacity> nodes;
-  for (const auto& [id, n] : state_.nodes) {
-    if (n.state != NodeState::kActive || !agent_channels_.count(id)) continue;
-    placement::NodeCapacity c{id, n.resources, n.resources};
-    placement::subtract_from(c.available, state_.used_on(id));
-    nodes.push_back(std::move(c));
-  }
+  std::vector<placement::NodeCapacity> nodes = placeable_nodes();
   std::vector<ResourceSet> requests;
   std::vector<std::string> current;
   for (const auto& b : g.bundles) {

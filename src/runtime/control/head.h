@@ -90,6 +90,8 @@ class Head {
 
   void tick();
   void mark_dead(const std::string& node_id, const std::string& reason, bool is_failure);
+  // Active nodes with a connected agent and what they have left: what placement chooses from.
+  std::vector<placement::NodeCapacity> placeable_nodes() const;
   void try_place(GroupRecord& group);
   // Places the bundles of a placed group that went back to pending when their
   // node died; false (with group.reason set) while they do not fit.
