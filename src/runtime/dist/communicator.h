@@ -1,0 +1,33 @@
+// One rank's view of a tensor-parallel group: the collectives the sharded
+// decoder needs, over Gloo (CPU, TCP) or NCCL (CUDA). Buffers live in the
+// memory of the backend the communicator was made for (host for Gloo, device
+// for NCCL). Every call is collective: all ranks make the same calls in the
+// same order with the same counts. A peer that is gone or silent past the
+// group's timeout turns into an error naming that rank, its node, address and
+// interface, never a hang.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace llmctl::dist {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+
+  // data[0..count) := sum over ranks of each rank's data[0..count).
+  virtual Status all_reduce_sum(float* data, int64_t count) = 0;
+  // out[r * count + i] := rank r's in[i]; out holds world_size() * count.
+  virtual Status all_gather(const float* in, float* out, int64_t count) = 0;
+  // Root's `bytes` (host memory) to every rank; others' `bytes` is replaced.
+  // Rank 0 sends each step's batch to the other ranks through this.
+  virtual Status broadcast_bytes(std::string& bytes, int root) = 0;
+  virtual Status barrier() = 0;
+};
+
+}  // namespace llmctl::dist
