@@ -149,7 +149,14 @@ void Channel::read_next() {
     if (!self->open_) return;
     if (!s.is_ok()) return self->close(s);
     self->last_read_ = std::chrono::steady_clock::now();
-    self->dispatch(std::move(m));
+    // A peer controls every field's type; a handler that reads one with the
+    // wrong expectation must cost that peer its connection, not the daemon.
+    try {
+      self->dispatch(std::move(m));
+    } catch (const nlohmann::json::exception& e) {
+      return self->close(Status::invalid_argument(
+          fmt::format("{} sent a message with a malformed field: {}", self->remote_address_, e.what())));
+    }
     if (self->open_) self->read_next();
   });
 }
@@ -172,8 +179,12 @@ void Channel::dispatch(Message m) {
       auto data = m.body.find("data");
       handler(data != m.body.end() ? *data : nlohmann::json());
     } else {
-      std::string code = m.body.value("code", std::string("INTERNAL"));
-      std::string text = m.body.value("message", std::string("error without a message"));
+      auto field = [&](const char* key, const char* fallback) {
+        auto f = m.body.find(key);
+        return f != m.body.end() && f->is_string() ? f->get<std::string>() : std::string(fallback);
+      };
+      std::string code = field("code", "INTERNAL");
+      std::string text = field("message", "error without a message");
       handler(Status(status_code_from_name(code), text));
     }
     return;
