@@ -33,7 +33,8 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
   e->eos_ids_ = std::move(eos_ids);
   e->detokenizer_ = std::move(detokenizer);
   e->scheduler_ = std::make_unique<Scheduler>(sc);
-  ASSIGN_OR_RETURN(e->runner_, ModelRunner::create(std::move(backend), config, weights, sc.num_blocks, sc.block_size));
+  ASSIGN_OR_RETURN(e->runner_, ModelRunner::create(std::move(backend), config, weights, sc.num_blocks, sc.block_size,
+                                                       ec.communicator));
   return e;
 }
 

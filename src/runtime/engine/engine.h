@@ -21,6 +21,10 @@
 #include "runtime/model/model_config.h"
 #include "runtime/model/model_weights.h"
 
+namespace llmctl::dist {
+class Communicator;
+}
+
 namespace llmctl::engine {
 
 // Text of a sequence's output ids (for stop strings and output text); the
@@ -32,6 +36,10 @@ struct EngineConfig {
   int64_t kv_cache_bytes = 0;  // 0: room for max_num_seqs sequences of max_model_len (capped at 4 GiB)
   int num_threads = 0;         // CPU backend threads; 0: all cores
   std::string device = "cpu";  // cpu, cuda, cuda:N, auto (kernels/backend_factory.h)
+  // The tensor-parallel group this engine is rank 0 of (nullptr: the whole
+  // model in this process). Not owned; outlives the engine. The other ranks
+  // run run_rank_worker() (rank_worker.h).
+  dist::Communicator* communicator = nullptr;
 };
 
 struct CompletionOutput {
@@ -56,6 +64,7 @@ class Engine {
  public:
   // Builds an engine over already loaded weights. eos_ids: ids that end a
   // sequence unless ignore_eos.
+  // With ec.communicator, `weights` are rank 0's slices.
   static Result<std::unique_ptr<Engine>> create(std::unique_ptr<kernels::Backend> backend,
                                                 const model::ModelConfig& config, const model::ModelWeights& weights,
                                                 EngineConfig engine_config, std::vector<int32_t> eos_ids,

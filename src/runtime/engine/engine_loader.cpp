@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/backend_factory.h"
+#include "runtime/dist/communicator.h"
 
 namespace llmctl::engine {
 
@@ -21,7 +22,11 @@ Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig conf
   for (int64_t id : mc.eos_token_ids) add_eos(id);
   for (int64_t id : out.generation.eos_token_ids) add_eos(id);
   for (int32_t id : extra_eos_ids) add_eos(id);
-  ASSIGN_OR_RETURN(model::ModelWeights weights, model::load_model_weights(model_dir, mc, progress));
+  model::ShardLayout layout = model::ShardLayout::whole(mc);
+  if (config.communicator != nullptr) {
+    ASSIGN_OR_RETURN(layout, model::ShardLayout::make(mc, config.communicator->rank(), config.communicator->world_size()));
+  }
+  ASSIGN_OR_RETURN(model::ModelWeights weights, model::load_model_weights(model_dir, mc, layout, progress));
   if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > mc.max_position_embeddings) {
     config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);
   }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "runtime/dist/communicator.h"
+
 namespace llmctl::engine {
 
 int64_t ModelRunner::kv_block_bytes(const model::ModelConfig& c, int32_t block_size) {
@@ -11,11 +13,12 @@ int64_t ModelRunner::kv_block_bytes(const model::ModelConfig& c, int32_t block_s
 Result<std::unique_ptr<ModelRunner>> ModelRunner::create(std::unique_ptr<kernels::Backend> backend,
                                                          const model::ModelConfig& config,
                                                          const model::ModelWeights& weights, int32_t num_blocks,
-                                                         int32_t block_size) {
+                                                         int32_t block_size, dist::Communicator* comm) {
   std::unique_ptr<ModelRunner> r(new ModelRunner());
   r->backend_ = std::move(backend);
-  ASSIGN_OR_RETURN(r->model_, model::DecoderModel::create(config, weights, r->backend_.get()));
-  const auto layer_bytes = static_cast<std::size_t>(num_blocks) * block_size * config.kv_size() * sizeof(float);
+  ASSIGN_OR_RETURN(r->model_, model::DecoderModel::create(config, weights, r->backend_.get(), comm));
+  const int64_t kv_width = r->model_->layout().num_kv_heads * config.head_dim;
+  const auto layer_bytes = static_cast<std::size_t>(num_blocks) * block_size * kv_width * sizeof(float);
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     ASSIGN_OR_RETURN(auto k, r->backend_->allocate(layer_bytes));
     ASSIGN_OR_RETURN(auto v, r->backend_->allocate(layer_bytes));
@@ -25,36 +28,59 @@ Result<std::unique_ptr<ModelRunner>> ModelRunner::create(std::unique_ptr<kernels
     r->kv_buffers_.push_back(std::move(v));
   }
   r->kv_.block_size = block_size;
+  if (comm != nullptr && comm->world_size() > 1 && comm->rank() == 0) {
+    RankMessage init;
+    init.kind = RankMessage::Kind::kInit;
+    init.num_blocks = num_blocks;
+    init.block_size = block_size;
+    std::string bytes = init.encode();
+    RETURN_IF_ERROR(comm->broadcast_bytes(bytes, 0));
+    r->comm_ = comm;
+  }
   return r;
 }
 
-Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out) {
-  const int32_t bs = kv_.block_size;
-  const auto num_seqs = static_cast<int32_t>(out.scheduled.size());
-  int32_t max_blocks = 1;
-  for (const auto& s : out.scheduled) max_blocks = std::max<int32_t>(max_blocks, static_cast<int32_t>(s.seq->block_table.size()));
+ModelRunner::~ModelRunner() {
+  if (comm_ == nullptr || comm_failed_) return;
+  RankMessage stop;
+  stop.kind = RankMessage::Kind::kStop;
+  std::string bytes = stop.encode();
+  // Best effort: a rank that is gone already has nothing to stop.
+  (void)comm_->broadcast_bytes(bytes, 0);
+}
 
-  // Host-side inputs, packed into one upload: ids, positions, slots,
-  // query_start, context_len, block tables, logits indices.
-  std::vector<int32_t> ids, positions, slots, query_start{0}, context_len, tables, logits_idx;
-  tables.assign(static_cast<std::size_t>(num_seqs) * max_blocks, 0);
-  for (int32_t i = 0; i < num_seqs; ++i) {
-    const ScheduledSequence& s = out.scheduled[i];
-    const Sequence& seq = *s.seq;
-    for (int32_t p = seq.num_computed_tokens; p < seq.num_computed_tokens + s.num_new_tokens; ++p) {
-      ids.push_back(seq.token_ids[p]);
-      positions.push_back(p);
-      slots.push_back(seq.block_table[p / bs] * bs + p % bs);
+Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out) {
+  StepBatch batch = StepBatch::from_schedule(out, kv_.block_size);
+  if (comm_ != nullptr) {
+    if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
+    RankMessage step;
+    step.batch = std::move(batch);
+    std::string bytes = step.encode();
+    if (Status st = comm_->broadcast_bytes(bytes, 0); !st.is_ok()) {
+      comm_failed_ = true;
+      return st.with_context("sending the step to the other ranks");
     }
-    query_start.push_back(static_cast<int32_t>(ids.size()));
-    context_len.push_back(seq.num_computed_tokens + s.num_new_tokens);
-    std::copy(seq.block_table.begin(), seq.block_table.end(), tables.begin() + static_cast<std::ptrdiff_t>(i) * max_blocks);
-    if (s.sample) logits_idx.push_back(query_start.back() - 1);
+    batch = std::move(step.batch);
   }
-  const auto T = static_cast<int64_t>(ids.size());
+  auto logits = execute(batch);
+  if (!logits.is_ok() && comm_ != nullptr) comm_failed_ = true;
+  return logits;
+}
+
+Result<std::vector<float>> ModelRunner::execute(const StepBatch& b) {
+  const int64_t T = b.num_tokens();
+  // Host-side inputs, packed into one upload.
+  std::vector<const std::vector<int32_t>*> parts = {&b.token_ids,   &b.positions,    &b.slot_mapping, &b.query_start,
+                                                    &b.context_len, &b.block_tables, &b.logits_indices};
+  std::vector<int32_t> embedding_rows;
+  if (model_->layout().sharded()) {
+    embedding_rows.reserve(b.token_ids.size());
+    for (int32_t id : b.token_ids) embedding_rows.push_back(model_->embedding_row(id));
+    parts.push_back(&embedding_rows);
+  }
   std::vector<int32_t> packed;
   std::vector<std::size_t> offsets;
-  for (const auto* v : {&ids, &positions, &slots, &query_start, &context_len, &tables, &logits_idx}) {
+  for (const auto* v : parts) {
     offsets.push_back(packed.size());
     packed.insert(packed.end(), v->begin(), v->end());
   }
@@ -67,23 +93,28 @@ Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out) {
   in.token_ids = base + offsets[0];
   in.positions = base + offsets[1];
   in.slot_mapping = base + offsets[2];
-  in.attention.num_seqs = num_seqs;
+  in.attention.num_seqs = b.num_seqs();
   in.attention.query_start = base + offsets[3];
   in.attention.context_len = base + offsets[4];
   in.attention.block_tables = base + offsets[5];
-  in.attention.max_blocks_per_seq = max_blocks;
-  in.attention.block_size = bs;
-  in.num_logits = static_cast<int64_t>(logits_idx.size());
+  in.attention.max_blocks_per_seq = b.max_blocks_per_seq;
+  in.attention.block_size = kv_.block_size;
+  in.num_logits = static_cast<int64_t>(b.logits_indices.size());
   in.logits_indices = base + offsets[6];
+  if (model_->layout().sharded()) in.embedding_rows = base + offsets[7];
 
   const int64_t vocab = model_->config().vocab_size;
+  const int64_t out_floats = model_->logits_floats(in.num_logits);
   ASSIGN_OR_RETURN(auto logits_dev,
-                   backend_->allocate(std::max<std::size_t>(1, logits_idx.size()) * vocab * sizeof(float)));
+                   backend_->allocate(std::max<std::size_t>(1, static_cast<std::size_t>(out_floats)) * sizeof(float)));
   RETURN_IF_ERROR(model_->forward(in, kv_, logits_dev->f32()));
-  std::vector<float> logits(logits_idx.size() * static_cast<std::size_t>(vocab));
+  std::vector<float> logits(static_cast<std::size_t>(out_floats));
   backend_->copy_to_host(logits.data(), logits_dev->data(), logits.size() * sizeof(float));
   backend_->synchronize();
-  return logits;
+  if (!model_->layout().sharded()) return logits;
+  std::vector<float> joined(static_cast<std::size_t>(in.num_logits * vocab));
+  model_->join_logits(logits.data(), in.num_logits, joined.data());
+  return joined;
 }
 
 }  // namespace llmctl::engine

@@ -1,8 +1,10 @@
 #include "runtime/model/decoder_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "runtime/dist/communicator.h"
 #include "runtime/model/rope_frequencies.h"
 
 namespace llmctl::model {
@@ -34,15 +36,28 @@ Result<std::unique_ptr<kernels::DeviceBuffer>> DecoderModel::upload_linear(const
 }
 
 Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& config, const ModelWeights& weights,
-                                                           kernels::Backend* backend) {
-  std::unique_ptr<DecoderModel> m(new DecoderModel(config, backend));
+                                                           kernels::Backend* backend, dist::Communicator* comm) {
+  ShardLayout layout = ShardLayout::whole(config);
+  if (comm != nullptr && comm->world_size() > 1) {
+    ASSIGN_OR_RETURN(layout, ShardLayout::make(config, comm->rank(), comm->world_size()));
+  } else {
+    comm = nullptr;
+  }
+  std::unique_ptr<DecoderModel> m(new DecoderModel(config, backend, comm, layout));
   auto get = [&](const std::string& name) -> Result<const Weight*> {
     const Weight* w = weights.find(name);
     if (w == nullptr) return Status::invalid_argument(name + ": missing from the loaded weights");
     return w;
   };
   ASSIGN_OR_RETURN(const Weight* embed, get("model.embed_tokens.weight"));
-  ASSIGN_OR_RETURN(m->embed_, m->upload({embed}));
+  if (layout.sharded()) {
+    // One zero row past the slice: what ids held by other ranks look up.
+    Weight zero_row;
+    zero_row.data.assign(static_cast<std::size_t>(config.hidden_size), 0.0f);
+    ASSIGN_OR_RETURN(m->embed_, m->upload({embed, &zero_row}));
+  } else {
+    ASSIGN_OR_RETURN(m->embed_, m->upload({embed}));
+  }
   ASSIGN_OR_RETURN(const Weight* norm, get("model.norm.weight"));
   ASSIGN_OR_RETURN(m->final_norm_, m->upload({norm}));
   if (const Weight* head = weights.find("lm_head.weight"); head != nullptr && !config.tie_word_embeddings) {
@@ -77,7 +92,7 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
     }
     ASSIGN_OR_RETURN(const Weight* ow, get(p + "self_attn.o_proj.weight"));
     ASSIGN_OR_RETURN(layer.o_w, m->upload_linear({ow}));
-    if (config.o_bias) {
+    if (config.o_bias && layout.rank == 0) {  // row-parallel: the sum adds it once
       ASSIGN_OR_RETURN(const Weight* ob, get(p + "self_attn.o_proj.bias"));
       ASSIGN_OR_RETURN(layer.o_b, m->upload({ob}));
     }
@@ -99,6 +114,22 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
   return m;
 }
 
+int64_t DecoderModel::logits_floats(int64_t num_logits) const {
+  return layout_.sharded() ? layout_.world_size * num_logits * layout_.vocab_per_rank : num_logits * config_.vocab_size;
+}
+
+void DecoderModel::join_logits(const float* gathered, int64_t num_logits, float* out) const {
+  const int64_t vocab = config_.vocab_size, per_rank = layout_.vocab_per_rank;
+  for (int r = 0; r < layout_.world_size; ++r) {
+    const int64_t begin = r * per_rank;
+    const int64_t count = std::max<int64_t>(0, std::min(per_rank, vocab - begin));
+    for (int64_t n = 0; n < num_logits; ++n) {
+      std::memcpy(out + n * vocab + begin, gathered + (r * num_logits + n) * per_rank,
+                  static_cast<std::size_t>(count) * sizeof(float));
+    }
+  }
+}
+
 Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
   const ModelConfig& c = config_;
   if (num_tokens > capacity_tokens_) {
@@ -114,6 +145,10 @@ Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
   }
   if (num_logits > capacity_logits_) {
     ASSIGN_OR_RETURN(picked_, backend_->allocate(static_cast<std::size_t>(num_logits) * c.hidden_size * sizeof(float)));
+    if (layout_.sharded()) {
+      ASSIGN_OR_RETURN(local_logits_, backend_->allocate(static_cast<std::size_t>(num_logits * layout_.vocab_per_rank) *
+                                                         sizeof(float)));
+    }
     capacity_logits_ = num_logits;
   }
   return Status::ok();
@@ -122,8 +157,9 @@ Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
 Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, float* logits) {
   const ModelConfig& c = config_;
   const int64_t T = in.num_tokens, H = c.hidden_size, D = c.head_dim;
-  const int64_t QH = c.num_attention_heads, KVH = c.num_key_value_heads;
-  const int64_t q_size = c.q_size(), kv_size = c.kv_size(), qkv_width = q_size + 2 * kv_size;
+  // This rank's heads and MLP columns (all of them without tensor parallel).
+  const int64_t QH = layout_.num_q_heads, KVH = layout_.num_kv_heads, F = layout_.ff_size;
+  const int64_t q_size = QH * D, kv_size = KVH * D, qkv_width = q_size + 2 * kv_size;
   const auto eps = static_cast<float>(c.rms_norm_eps);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   if (T <= 0) return Status::ok();
@@ -135,7 +171,12 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
   float* normed = normed_->f32();
   float* qkv = qkv_->f32();
 
-  b.embedding(residual, in.token_ids, embed_->f32(), T, H);
+  if (comm_ != nullptr) {
+    b.embedding(residual, in.embedding_rows, embed_->f32(), T, H);
+    RETURN_IF_ERROR(comm_->all_reduce_sum(residual, T * H));
+  } else {
+    b.embedding(residual, in.token_ids, embed_->f32(), T, H);
+  }
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];
     if (l == 0) {
@@ -158,15 +199,23 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
     b.paged_attention(attn_->f32(), q, qkv_width, kv.k[l], kv.v[l], in.attention, QH, KVH, D, scale,
                       c.layer_sliding_window[l]);
     b.linear(hidden, attn_->f32(), L.o_w->data(), L.o_b ? L.o_b->f32() : nullptr, T, H, q_size);
+    if (comm_ != nullptr) RETURN_IF_ERROR(comm_->all_reduce_sum(hidden, T * H));
     b.add_rms_norm(normed, residual, hidden, L.post_norm->f32(), T, H, eps);
-    b.linear(gate_up_->f32(), normed, L.gate_up_w->data(), nullptr, T, 2 * c.intermediate_size, H);
-    b.silu_and_mul(act_->f32(), gate_up_->f32(), T, c.intermediate_size);
-    b.linear(hidden, act_->f32(), L.down_w->data(), nullptr, T, H, c.intermediate_size);
+    b.linear(gate_up_->f32(), normed, L.gate_up_w->data(), nullptr, T, 2 * F, H);
+    b.silu_and_mul(act_->f32(), gate_up_->f32(), T, F);
+    b.linear(hidden, act_->f32(), L.down_w->data(), nullptr, T, H, F);
+    if (comm_ != nullptr) RETURN_IF_ERROR(comm_->all_reduce_sum(hidden, T * H));
   }
   b.add_rms_norm(normed, residual, hidden, final_norm_->f32(), T, H, eps);
   if (in.num_logits > 0) {
     b.gather_rows(picked_->f32(), normed, in.logits_indices, in.num_logits, H);
-    b.linear(logits, picked_->f32(), lm_head_ptr_, nullptr, in.num_logits, c.vocab_size, H);
+    if (comm_ != nullptr) {
+      const int64_t per_rank = layout_.vocab_per_rank;
+      b.linear(local_logits_->f32(), picked_->f32(), lm_head_ptr_, nullptr, in.num_logits, per_rank, H);
+      RETURN_IF_ERROR(comm_->all_gather(local_logits_->f32(), logits, in.num_logits * per_rank));
+    } else {
+      b.linear(logits, picked_->f32(), lm_head_ptr_, nullptr, in.num_logits, c.vocab_size, H);
+    }
   }
   return Status::ok();
 }

@@ -7,7 +7,14 @@
 //
 // Weights live in backend memory; q/k/v and gate/up are fused at load so each
 // is one GEMM, and the weights linear() reads are stored in the backend's
-// weight_dtype() (bf16 on CUDA). Not thread-safe: driven by the ModelRunner's thread only.
+// weight_dtype() (bf16 on CUDA).
+//
+// Tensor parallel (a Communicator of world_size > 1): the model holds one
+// rank's ShardLayout slices; q/k/v and gate/up are column-parallel, o_proj and
+// down_proj row-parallel with one all_reduce_sum each, the embedding and the
+// LM head vocab-parallel (lookup of the rank's rows then all_reduce_sum;
+// logits slice then all_gather). Every rank must call forward() with the same
+// inputs. Not thread-safe: driven by the ModelRunner's thread only.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +25,11 @@
 #include "kernels/kernels.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/model_weights.h"
+#include "runtime/model/shard_layout.h"
+
+namespace llmctl::dist {
+class Communicator;
+}
 
 namespace llmctl::model {
 
@@ -32,6 +44,9 @@ struct KvCacheView {
 struct ForwardInputs {
   int64_t num_tokens = 0;
   const int32_t* token_ids = nullptr;     // [T]
+  // [T] rows of this rank's embedding slice (DecoderModel::embedding_row);
+  // only read when sharded.
+  const int32_t* embedding_rows = nullptr;
   const int32_t* positions = nullptr;     // [T]
   const int32_t* slot_mapping = nullptr;  // [T]
   kernels::AttentionBatch attention;
@@ -42,13 +57,33 @@ struct ForwardInputs {
 class DecoderModel {
  public:
   // Uploads `weights` (already checked by load_model_weights) to the backend.
+  // With a communicator of world_size > 1 the weights are the slices
+  // load_model_weights(..., ShardLayout::make(config, rank, world_size))
+  // returned; `comm` must outlive the model.
   static Result<std::unique_ptr<DecoderModel>> create(const ModelConfig& config, const ModelWeights& weights,
-                                                      kernels::Backend* backend);
+                                                      kernels::Backend* backend,
+                                                      dist::Communicator* comm = nullptr);
 
   const ModelConfig& config() const { return config_; }
+  const ShardLayout& layout() const { return layout_; }
+
+  // The row of this rank's embedding slice token `id` reads: the zero row
+  // past the slice for ids other ranks hold.
+  int32_t embedding_row(int32_t id) const {
+    const int64_t row = id - layout_.vocab_begin;
+    return static_cast<int32_t>(row >= 0 && row < layout_.vocab_rows ? row : layout_.vocab_per_rank);
+  }
+
+  // Floats forward() writes to `logits` for num_logits rows: num_logits *
+  // vocab, or when sharded world_size * num_logits * vocab_per_rank in rank
+  // order, which join_logits() turns into [num_logits, vocab].
+  int64_t logits_floats(int64_t num_logits) const;
+  // Host: gathered [world_size, num_logits, vocab_per_rank] -> out [num_logits, vocab].
+  void join_logits(const float* gathered, int64_t num_logits, float* out) const;
 
   // Runs the decoder on the step's tokens, writes their K/V into the cache,
-  // and writes logits [num_logits, vocab] to `logits` (backend memory).
+  // and writes logits_floats(num_logits) floats to `logits` (backend memory).
+  // Fails only when a collective fails (a rank gone or timed out).
   Status forward(const ForwardInputs& in, const KvCacheView& kv, float* logits);
 
  private:
@@ -57,7 +92,8 @@ class DecoderModel {
         gate_up_w, down_w;
   };
 
-  DecoderModel(const ModelConfig& config, kernels::Backend* backend) : config_(config), backend_(backend) {}
+  DecoderModel(const ModelConfig& config, kernels::Backend* backend, dist::Communicator* comm, ShardLayout layout)
+      : config_(config), backend_(backend), comm_(comm), layout_(layout) {}
   Status ensure_workspace(int64_t num_tokens, int64_t num_logits);
   Result<std::unique_ptr<kernels::DeviceBuffer>> upload(const std::vector<const Weight*>& parts);
   // Same, in the backend's weight_dtype(), for the weights linear() reads.
@@ -65,13 +101,16 @@ class DecoderModel {
 
   ModelConfig config_;
   kernels::Backend* backend_;
+  dist::Communicator* comm_;  // nullptr or world_size 1: the whole model here
+  ShardLayout layout_;
   std::unique_ptr<kernels::DeviceBuffer> embed_, final_norm_, lm_head_, inv_freq_;
   std::vector<Layer> layers_;
   const void* lm_head_ptr_ = nullptr;  // lm_head_ or, when tied and fp32, embed_
 
   // Activations, grown on demand (capacity in tokens).
   int64_t capacity_tokens_ = 0, capacity_logits_ = 0;
-  std::unique_ptr<kernels::DeviceBuffer> hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, picked_;
+  std::unique_ptr<kernels::DeviceBuffer> hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, picked_,
+      local_logits_;
 };
 
 }  // namespace llmctl::model

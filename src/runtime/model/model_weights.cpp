@@ -119,15 +119,101 @@ Status open_shards(const std::string& dir, ShardSet* set) {
 
 }  // namespace
 
+namespace {
+
+// The part of a checkpoint tensor a rank keeps: rows [begin, begin + count)
+// of dimension 0 (padded with zero rows up to padded_rows), or columns
+// [begin, begin + count) of dimension 1, or all of it.
+struct Slice {
+  enum class Kind { kWhole, kRows, kColumns };
+  Kind kind = Kind::kWhole;
+  int64_t begin = 0, count = 0, padded_rows = 0;
+};
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Slice slice_of(const std::string& name, const ModelConfig& c, const ShardLayout& l) {
+  if (!l.sharded()) return {};
+  const int64_t d = c.head_dim;
+  auto rows = [](int64_t begin, int64_t count) { return Slice{Slice::Kind::kRows, begin, count, count}; };
+  if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
+    return Slice{Slice::Kind::kRows, l.vocab_begin, l.vocab_rows, l.vocab_per_rank};
+  }
+  if (ends_with(name, "self_attn.q_proj.weight") || ends_with(name, "self_attn.q_proj.bias")) {
+    return rows(l.q_head_begin * d, l.num_q_heads * d);
+  }
+  if (ends_with(name, "self_attn.k_proj.weight") || ends_with(name, "self_attn.k_proj.bias") ||
+      ends_with(name, "self_attn.v_proj.weight") || ends_with(name, "self_attn.v_proj.bias")) {
+    return rows(l.kv_head_begin * d, l.num_kv_heads * d);
+  }
+  if (ends_with(name, "mlp.gate_proj.weight") || ends_with(name, "mlp.up_proj.weight")) {
+    return rows(l.ff_begin, l.ff_size);
+  }
+  if (ends_with(name, "self_attn.o_proj.weight")) {
+    return Slice{Slice::Kind::kColumns, l.q_head_begin * d, l.num_q_heads * d, 0};
+  }
+  if (ends_with(name, "mlp.down_proj.weight")) return Slice{Slice::Kind::kColumns, l.ff_begin, l.ff_size, 0};
+  return {};
+}
+
+// Converts the slice of `info` into w (shape set, data sized); returns the
+// checkpoint bytes read.
+uint64_t convert_slice(const SafetensorsFile& file, const TensorInfo& info, const Slice& slice, Weight* w) {
+  const std::byte* src = file.data(info);
+  const std::size_t element = dtype_size_bytes(info.dtype);
+  const int64_t width = info.shape.size() > 1 ? info.num_elements() / info.shape[0] : 1;
+  switch (slice.kind) {
+    case Slice::Kind::kWhole:
+      w->shape = info.shape;
+      w->data.resize(info.num_elements());
+      convert_to_f32(info.dtype, src, w->data.size(), w->data.data());
+      return info.end - info.begin;
+    case Slice::Kind::kRows: {
+      w->shape = info.shape;
+      w->shape[0] = slice.padded_rows;
+      w->data.assign(static_cast<std::size_t>(slice.padded_rows * width), 0.0f);
+      const auto n = static_cast<std::size_t>(slice.count * width);
+      convert_to_f32(info.dtype, src + static_cast<std::size_t>(slice.begin * width) * element, n, w->data.data());
+      return n * element;
+    }
+    case Slice::Kind::kColumns: {
+      const int64_t rows = info.shape[0];
+      w->shape = {rows, slice.count};
+      w->data.resize(static_cast<std::size_t>(rows * slice.count));
+      for (int64_t r = 0; r < rows; ++r) {
+        convert_to_f32(info.dtype, src + static_cast<std::size_t>(r * width + slice.begin) * element,
+                       static_cast<std::size_t>(slice.count), w->data.data() + r * slice.count);
+      }
+      return static_cast<uint64_t>(rows * slice.count) * element;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
 Result<ModelWeights> load_model_weights(const std::string& model_dir, const ModelConfig& config,
                                         const LoadProgressCallback& progress) {
+  return load_model_weights(model_dir, config, ShardLayout::whole(config), progress);
+}
+
+Result<ModelWeights> load_model_weights(const std::string& model_dir, const ModelConfig& config,
+                                        const ShardLayout& shard, const LoadProgressCallback& progress) {
   ShardSet shards;
   RETURN_IF_ERROR(open_shards(model_dir, &shards));
   const std::vector<WeightSpec> specs = expected_weights(config);
 
   // Validate everything before converting anything: a wrong shape late in a
   // large model should not cost a full load.
-  std::vector<std::pair<const WeightSpec*, std::pair<const SafetensorsFile*, const TensorInfo*>>> plan;
+  struct Step {
+    const WeightSpec* spec;
+    const SafetensorsFile* file;
+    const TensorInfo* info;
+    Slice slice;
+  };
+  std::vector<Step> plan;
   uint64_t bytes_total = 0;
   for (const WeightSpec& spec : specs) {
     auto it = shards.by_tensor.find(spec.name);
@@ -145,22 +231,23 @@ Result<ModelWeights> load_model_weights(const std::string& model_dir, const Mode
       return Status::invalid_argument(spec.name + ": dtype " + std::string(dtype_name(info->dtype)) +
                                       " is not a float weight type (F32, F16, BF16)");
     }
-    bytes_total += info->end - info->begin;
-    plan.push_back({&spec, {it->second, info}});
+    Step step{&spec, it->second, info, slice_of(spec.name, config, shard)};
+    bytes_total += step.slice.kind == Slice::Kind::kWhole
+                       ? info->end - info->begin
+                       : (info->end - info->begin) / static_cast<uint64_t>(shard.world_size);
+    plan.push_back(step);
   }
 
   ModelWeights weights;
   uint64_t bytes_done = 0;
-  for (const auto& [spec, loc] : plan) {
-    const auto& [file, info] = loc;
+  for (const Step& step : plan) {
     Weight w;
-    w.shape = info->shape;
-    w.data.resize(info->num_elements());
-    convert_to_f32(info->dtype, file->data(*info), w.data.size(), w.data.data());
-    weights.put(spec->name, std::move(w));
-    bytes_done += info->end - info->begin;
-    if (progress) progress(LoadProgress{bytes_done, bytes_total, spec->name});
+    const uint64_t read = convert_slice(*step.file, *step.info, step.slice, &w);
+    weights.put(step.spec->name, std::move(w));
+    bytes_done = std::min(bytes_total, bytes_done + read);
+    if (progress) progress(LoadProgress{bytes_done, bytes_total, step.spec->name});
   }
+  if (progress && bytes_done != bytes_total) progress(LoadProgress{bytes_total, bytes_total, {}});
   return weights;
 }
 

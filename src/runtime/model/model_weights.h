@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "runtime/model/model_config.h"
+#include "runtime/model/shard_layout.h"
 
 namespace llmctl::model {
 
@@ -57,6 +58,16 @@ class ModelWeights {
 // [512,512]"), a non-float dtype, a tensor in two shards, or a broken file.
 Result<ModelWeights> load_model_weights(const std::string& model_dir, const ModelConfig& config,
                                         const LoadProgressCallback& progress = {});
+
+// One tensor-parallel rank's slices only (see ShardLayout), each converted
+// straight from the mapped file, so no rank ever holds the whole model. The
+// checkpoint is checked against the full shapes first; the loaded weights
+// have the slice's shape: q/k/v, gate/up and their biases keep this rank's
+// output rows, o_proj and down_proj its input columns, embed_tokens and
+// lm_head its vocabulary rows padded with zeros to vocab_per_rank; norms and
+// o_proj's bias are whole.
+Result<ModelWeights> load_model_weights(const std::string& model_dir, const ModelConfig& config,
+                                        const ShardLayout& shard, const LoadProgressCallback& progress = {});
 
 std::string shape_to_string(const std::vector<int64_t>& shape);
 

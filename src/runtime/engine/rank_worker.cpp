@@ -1,0 +1,44 @@
+#include "runtime/engine/rank_worker.h"
+
+#include "kernels/backend_factory.h"
+#include "runtime/dist/communicator.h"
+#include "runtime/engine/model_runner.h"
+
+namespace llmctl::engine {
+
+Status serve_rank(std::unique_ptr<kernels::Backend> backend, const model::ModelConfig& config,
+                  const model::ModelWeights& weights, dist::Communicator& comm) {
+  const std::string who = "rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.world_size());
+  std::string bytes;
+  if (Status st = comm.broadcast_bytes(bytes, 0); !st.is_ok()) {
+    return st.with_context(who + ": waiting for rank 0's KV cache size");
+  }
+  ASSIGN_OR_RETURN(RankMessage init, RankMessage::decode(bytes));
+  if (init.kind != RankMessage::Kind::kInit) {
+    return Status::internal(who + ": expected rank 0's init message first");
+  }
+  ASSIGN_OR_RETURN(auto runner,
+                   ModelRunner::create(std::move(backend), config, weights, init.num_blocks, init.block_size, &comm));
+  for (;;) {
+    if (Status st = comm.broadcast_bytes(bytes, 0); !st.is_ok()) {
+      return st.with_context(who + ": waiting for rank 0's next step");
+    }
+    ASSIGN_OR_RETURN(RankMessage msg, RankMessage::decode(bytes));
+    if (msg.kind == RankMessage::Kind::kStop) return Status::ok();
+    if (msg.kind != RankMessage::Kind::kStep) return Status::internal(who + ": unexpected init message");
+    auto logits = runner->execute(msg.batch);
+    if (!logits.is_ok()) return logits.status().with_context(who);
+  }
+}
+
+Status run_rank_worker(const std::string& model_dir, const EngineConfig& config, dist::Communicator& comm,
+                       const model::LoadProgressCallback& progress) {
+  ASSIGN_OR_RETURN(model::ModelConfig mc, model::load_model_config(model_dir));
+  ASSIGN_OR_RETURN(model::ShardLayout layout, model::ShardLayout::make(mc, comm.rank(), comm.world_size()));
+  auto weights = model::load_model_weights(model_dir, mc, layout, progress);
+  if (!weights.is_ok()) return weights.status().with_context(model_dir);
+  ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads));
+  return serve_rank(std::move(backend), mc, *weights, comm);
+}
+
+}  // namespace llmctl::engine
