@@ -25,15 +25,14 @@ add_library(llmctl_openblas INTERFACE)
 target_include_directories(llmctl_openblas SYSTEM INTERFACE ${OPENBLAS_INCLUDE_DIR})
 target_link_libraries(llmctl_openblas INTERFACE ${OPENBLAS_STATIC} Threads::Threads m)
 
-# Gloo (TCP transport) for CPU collectives.
-find_package(Gloo QUIET)
-find_library(GLOO_LIBRARY NAMES gloo PATHS /usr/lib /usr/lib/x86_64-linux-gnu)
-find_path(GLOO_INCLUDE_DIR gloo/context.h)
+# Gloo (TCP transport) for CPU collectives. Debian ships only the shared
+# library (which also pulls libibverbs and hiredis, unused here); bundle.sh
+# copies it and its closure beside the binary.
+find_library(GLOO_LIBRARY NAMES gloo PATHS /usr/lib /usr/lib/x86_64-linux-gnu REQUIRED)
+find_path(GLOO_INCLUDE_DIR gloo/context.h REQUIRED)
 add_library(llmctl_gloo INTERFACE)
-if(GLOO_LIBRARY AND GLOO_INCLUDE_DIR)
-  target_include_directories(llmctl_gloo SYSTEM INTERFACE ${GLOO_INCLUDE_DIR})
-  target_link_libraries(llmctl_gloo INTERFACE ${GLOO_LIBRARY} Threads::Threads)
-endif()
+target_include_directories(llmctl_gloo SYSTEM INTERFACE ${GLOO_INCLUDE_DIR})
+target_link_libraries(llmctl_gloo INTERFACE ${GLOO_LIBRARY} Threads::Threads)
 
 # Header-only spdlog/fmt: nothing of theirs must be shipped beside the binary.
 add_library(llmctl_logging_deps INTERFACE)

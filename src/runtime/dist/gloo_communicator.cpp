@@ -1,0 +1,340 @@
+// Gloo throws (gloo::IoException on a socket error or time-out,
+// gloo::EnforceNotMet on a broken invariant, std::system_error from its
+// threads); everything is caught here and turned into a Status that names
+// this rank and, after probing every peer's LivenessSocket, the peer that is
+// gone or silent.
+#include "runtime/dist/gloo_communicator.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <exception>
+#include <limits>
+#include <regex>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gloo/allgather_ring.h>
+#include <gloo/allreduce_ring_chunked.h>
+#include <gloo/barrier_all_to_all.h>
+#include <gloo/broadcast_one_to_all.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/store.h>
+#include <gloo/transport/tcp/device.h>
+
+#include "runtime/dist/liveness_socket.h"
+#include "runtime/dist/rank_endpoint.h"
+
+namespace llmctl::dist {
+namespace {
+
+// Carries a store's Status through Gloo's rendezvous code, which only knows
+// exceptions; caught again in connect_gloo.
+struct StoreError : std::runtime_error {
+  explicit StoreError(Status s) : std::runtime_error(s.message()), status(std::move(s)) {}
+  Status status;
+};
+
+// Our RendezvousStore as Gloo's store, its keys under "<group>/gloo/".
+class GlooStoreAdapter final : public gloo::rendezvous::Store {
+ public:
+  GlooStoreAdapter(RendezvousStore& store, std::string prefix, std::chrono::milliseconds timeout)
+      : store_(store), prefix_(std::move(prefix)), timeout_(timeout) {}
+
+  void set(const std::string& key, const std::vector<char>& data) override {
+    Status s = store_.set(prefix_ + key, std::string(data.begin(), data.end()));
+    if (!s.is_ok()) throw StoreError(s);
+  }
+  std::vector<char> get(const std::string& key) override {
+    auto value = store_.get(prefix_ + key, timeout_);
+    if (!value.is_ok()) throw StoreError(value.status());
+    return std::vector<char>(value->begin(), value->end());
+  }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
+    for (const auto& key : keys) {
+      auto value = store_.get(prefix_ + key, timeout);
+      if (!value.is_ok()) throw StoreError(value.status());
+    }
+  }
+
+ private:
+  RendezvousStore& store_;
+  std::string prefix_;
+  std::chrono::milliseconds timeout_;
+};
+
+// A dead peer's socket makes Gloo's writev raise SIGPIPE, which would kill
+// the survivors instead of letting them report; nobody here wants it.
+void ignore_sigpipe() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+bool mentions_timeout(const std::string& text) {
+  std::string lower = text;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos;
+}
+
+// Gloo's messages carry "[file:line] " prefixes; the reader wants the rest.
+std::string strip_gloo_location(const std::string& text) {
+  static const std::regex kLocation(R"(\[[^\]\s]*\.(cc|h):\d+\] )");
+  return std::regex_replace(text, kLocation, "");
+}
+
+class GlooCommunicator final : public Communicator {
+ public:
+  GlooCommunicator(GlooOptions options, std::string store_name, std::vector<RankEndpoint> endpoints,
+                   LivenessSocket liveness, std::shared_ptr<gloo::transport::Device> device,
+                   std::shared_ptr<gloo::rendezvous::Context> context)
+      : options_(std::move(options)),
+        store_name_(std::move(store_name)),
+        endpoints_(std::move(endpoints)),
+        liveness_(std::move(liveness)),
+        device_(std::move(device)),
+        context_(std::move(context)) {}
+
+  ~GlooCommunicator() override {
+    // Pairs before the device whose loop thread serves them.
+    context_.reset();
+    device_.reset();
+  }
+
+  int rank() const override { return options_.rank; }
+  int world_size() const override { return options_.world_size; }
+
+  // Gloo's classic algorithms over bound buffers, made per call: in this
+  // Gloo (Debian's 2022 snapshot) a transfer in flight into or out of an
+  // *unbound* buffer is not told when its socket fails, so gloo::allreduce
+  // and friends wait out the whole time-out after a peer dies; bound buffers
+  // are told at once. Making an algorithm only registers buffers locally.
+  Status all_reduce_sum(float* data, int64_t count) override {
+    RETURN_IF_ERROR(check_count("all_reduce_sum", count, 1));
+    if (count == 0 || !context_) return broken_;
+    return run(fmt::format("all_reduce_sum of {} floats", count), [&] {
+      gloo::AllreduceRingChunked<float> algorithm(context_, {data}, static_cast<int>(count));
+      algorithm.run();
+    });
+  }
+
+  Status all_gather(const float* in, float* out, int64_t count) override {
+    RETURN_IF_ERROR(check_count("all_gather", count, options_.world_size));
+    if (count == 0) return broken_;
+    if (!context_) {
+      if (!broken_.is_ok()) return broken_;
+      std::copy(in, in + count, out);
+      return Status::ok();
+    }
+    return run(fmt::format("all_gather of {} floats", count), [&] {
+      gloo::AllgatherRing<float> algorithm(context_, {in}, out, static_cast<int>(count));
+      algorithm.run();
+    });
+  }
+
+  Status broadcast_bytes(std::string& bytes, int root) override {
+    if (root < 0 || root >= options_.world_size) {
+      return Status::invalid_argument(
+          fmt::format("{}: broadcast_bytes: root {} outside 0..{}", self(), root, options_.world_size - 1));
+    }
+    if (!context_) return broken_;
+    std::int64_t size = static_cast<std::int64_t>(bytes.size());
+    RETURN_IF_ERROR(run("broadcast_bytes (size)", [&] {
+      gloo::BroadcastOneToAll<std::int64_t> algorithm(context_, {&size}, 1, root);
+      algorithm.run();
+    }));
+    if (size < 0) return Status::internal(fmt::format("{}: broadcast_bytes: root sent size {}", self(), size));
+    if (options_.rank != root) bytes.resize(static_cast<std::size_t>(size));
+    if (size == 0) return Status::ok();
+    return run(fmt::format("broadcast_bytes of {} bytes from rank {}", size, root), [&] {
+      gloo::BroadcastOneToAll<std::uint8_t> algorithm(context_, {reinterpret_cast<std::uint8_t*>(bytes.data())},
+                                                      bytes.size(), root);
+      algorithm.run();
+    });
+  }
+
+  Status barrier() override {
+    if (!context_) return broken_;
+    return run("barrier", [&] {
+      gloo::BarrierAllToAll algorithm(context_);
+      algorithm.run();
+    });
+  }
+
+  // Gloo's algorithms count in int.
+  Status check_count(const char* op, int64_t count, int64_t multiple) const {
+    if (count < 0 || count * multiple > std::numeric_limits<int>::max()) {
+      return Status::invalid_argument(fmt::format("{}: {}: count {} outside 0..{}", self(), op, count,
+                                                  std::numeric_limits<int>::max() / multiple));
+    }
+    return Status::ok();
+  }
+
+  std::string self() const {
+    const RankEndpoint& me = endpoints_[static_cast<std::size_t>(options_.rank)];
+    std::string where = me.address;
+    if (!me.interface.empty()) where += ", " + me.interface;
+    return fmt::format("{} rank {} on {} ({})", options_.group, options_.rank, me.host, where);
+  }
+
+  // The first failure, with the peers named; every later call returns it,
+  // since a Gloo context that threw is out of step with its peers.
+  Status fail(const std::string& op, const std::string& what) {
+    std::string detail = strip_gloo_location(what);
+    auto probe_timeout = std::min(options_.timeout, std::chrono::milliseconds(1000));
+    bool timed_out = mentions_timeout(detail);
+    // A reset can reach us before the dying peer's kernel has closed its
+    // liveness socket; after a socket error, look again for a moment.
+    auto settle_until = std::chrono::steady_clock::now() +
+                        (timed_out ? std::chrono::milliseconds(0) : std::chrono::milliseconds(500));
+    std::vector<std::string> gone, silent;
+    while (true) {
+      gone.clear();
+      silent.clear();
+      for (const RankEndpoint& peer : endpoints_) {
+        if (peer.rank == options_.rank) continue;
+        switch (probe_peer(peer.address, peer.liveness_port, probe_timeout)) {
+          case PeerState::kGone:
+            gone.push_back(peer.describe());
+            break;
+          case PeerState::kSilent:
+            silent.push_back(peer.describe());
+            break;
+          case PeerState::kAlive:
+            break;
+        }
+      }
+      if (!gone.empty() || !silent.empty() || std::chrono::steady_clock::now() >= settle_until) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    Status s;
+    if (!gone.empty()) {
+      s = Status::unavailable(fmt::format("{}: {} failed: {} {} exited (its liveness port refuses connections) [gloo: {}]",
+                                          self(), op, fmt::join(gone, " and "), gone.size() == 1 ? "has" : "have",
+                                          detail));
+    } else if (!silent.empty()) {
+      s = Status::unavailable(fmt::format(
+          "{}: {} failed: {} does not answer within {} ms (host down, cut off or firewalled) [gloo: {}]", self(), op,
+          fmt::join(silent, " and "), probe_timeout.count(), detail));
+    } else if (timed_out) {
+      std::string waited = peer_named_in(detail);
+      s = Status::deadline_exceeded(fmt::format(
+          "{}: {} timed out after {} ms waiting for {}; every peer is still running, so one is stuck or out of step "
+          "(group \"{}\" in {}) [gloo: {}]",
+          self(), op, options_.timeout.count(), waited.empty() ? "a peer" : waited, options_.group, store_name_,
+          detail));
+    } else {
+      s = Status::unavailable(fmt::format("{}: {} failed [gloo: {}]", self(), op, detail));
+    }
+    broken_ = s;
+    // Closing our sockets now tells peers still blocked on us at once,
+    // instead of after their own time-out.
+    context_.reset();
+    return s;
+  }
+
+ private:
+  template <typename F>
+  Status run(const std::string& op, F&& body) {
+    if (!broken_.is_ok()) return broken_;
+    try {
+      body();
+      return Status::ok();
+    } catch (const std::exception& e) {
+      return fail(op, e.what());
+    }
+  }
+
+  // Gloo names a peer as "[ip]:port"; the endpoint at that address when it
+  // is the only one there (one rank per node), else "".
+  std::string peer_named_in(const std::string& detail) const {
+    static const std::regex kPeer(R"(\[([0-9a-fA-F:.]+)\]:\d+)");
+    std::smatch m;
+    if (!std::regex_search(detail, m, kPeer)) return "";
+    const RankEndpoint* found = nullptr;
+    for (const RankEndpoint& peer : endpoints_) {
+      if (peer.rank == options_.rank || peer.address != m[1].str()) continue;
+      if (found != nullptr) return "";
+      found = &peer;
+    }
+    return found ? found->describe() : "";
+  }
+
+  GlooOptions options_;
+  std::string store_name_;
+  std::vector<RankEndpoint> endpoints_;
+  LivenessSocket liveness_;
+  std::shared_ptr<gloo::transport::Device> device_;
+  std::shared_ptr<gloo::rendezvous::Context> context_;
+  Status broken_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Communicator>> connect_gloo(const GlooOptions& options, RendezvousStore& store) {
+  if (options.world_size < 1 || options.rank < 0 || options.rank >= options.world_size) {
+    return Status::invalid_argument(
+        fmt::format("gloo group \"{}\": rank {} of world size {}", options.group, options.rank, options.world_size));
+  }
+  if (options.timeout.count() <= 0) {
+    return Status::invalid_argument(fmt::format("gloo group \"{}\": timeout must be > 0 ms", options.group));
+  }
+  auto started = std::chrono::steady_clock::now();
+  auto deadline = started + options.timeout;
+  std::string host = local_host_name();
+  auto who = [&](const std::string& where) {
+    return fmt::format("{} rank {} on {}{}", options.group, options.rank, host, where);
+  };
+  auto local = choose_local_address(options.interface, options.hostname);
+  if (!local.is_ok()) return local.status().with_context(who(""));
+  std::string where = local->interface.empty() ? local->address : local->address + ", " + local->interface;
+  auto liveness = LivenessSocket::open(local->address);
+  if (!liveness.is_ok()) return liveness.status().with_context(who(fmt::format(" ({})", where)));
+
+  RankEndpoint self{options.rank, host, local->address, local->interface, static_cast<int>(::getpid()),
+                    liveness->port()};
+  auto endpoints = exchange_endpoints(store, options.group, self, options.world_size, deadline);
+  if (!endpoints.is_ok()) {
+    const Status& s = endpoints.status();
+    if (s.code() == StatusCode::kDeadlineExceeded) {
+      return Status::deadline_exceeded(fmt::format("{}: rendezvous timed out after {} ms: {}", who(fmt::format(" ({})", where)),
+                                                   options.timeout.count(), s.message()));
+    }
+    return s.with_context(who(fmt::format(" ({}): rendezvous", where)));
+  }
+  ignore_sigpipe();
+  if (options.world_size == 1) {
+    return std::unique_ptr<Communicator>(std::make_unique<GlooCommunicator>(
+        options, store.describe(), std::move(*endpoints), std::move(*liveness), nullptr, nullptr));
+  }
+
+  std::shared_ptr<gloo::transport::Device> device;
+  std::shared_ptr<gloo::rendezvous::Context> context;
+  try {
+    gloo::transport::tcp::attr attr;
+    attr.hostname = local->address;
+    device = gloo::transport::tcp::CreateDevice(attr);
+    context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.world_size);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    // Pairs take the context's time-out when made; it bounds every transfer.
+    context->setTimeout(options.timeout);
+    GlooStoreAdapter adapter(store, options.group + "/gloo/", std::max(left, std::chrono::milliseconds(1)));
+    context->connectFullMesh(adapter, device);
+  } catch (const StoreError& e) {
+    return e.status.with_context(who(fmt::format(" ({}): connecting the group", where)));
+  } catch (const std::exception& e) {
+    // Name the peer that is gone, as a failed collective would.
+    auto comm = std::make_unique<GlooCommunicator>(options, store.describe(), std::move(*endpoints),
+                                                   std::move(*liveness), device, nullptr);
+    return comm->fail("connecting the group", e.what());
+  }
+  return std::unique_ptr<Communicator>(std::make_unique<GlooCommunicator>(
+      options, store.describe(), std::move(*endpoints), std::move(*liveness), std::move(device), std::move(context)));
+}
+
+}  // namespace llmctl::dist
