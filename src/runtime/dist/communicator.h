@@ -4,7 +4,10 @@
 // for NCCL). Every call is collective: all ranks make the same calls in the
 // same order with the same counts. A peer that is gone or silent past the
 // group's timeout turns into an error naming that rank, its node, address and
-// interface, never a hang.
+// interface, never a hang. After a failure every later call returns the same
+// error: the group is broken for good. Ranks should leave together (e.g.
+// through the rendezvous store): a rank that destroys its communicator while a
+// slower peer is still inside the last collective fails that collective.
 #pragma once
 
 #include <cstdint>

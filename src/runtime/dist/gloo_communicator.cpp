@@ -1,8 +1,7 @@
-// Gloo throws (gloo::IoException on a socket error or time-out,
-// gloo::EnforceNotMet on a broken invariant, std::system_error from its
-// threads); everything is caught here and turned into a Status that names
-// this rank and, after probing every peer's LivenessSocket, the peer that is
-// gone or silent.
+// Gloo sits behind gloo_shim.h (its own shared library, see there); its
+// failures come back as messages, and are turned here into a Status that
+// names this rank and, after probing every peer's LivenessSocket, the peer
+// that is gone or silent.
 #include "runtime/dist/gloo_communicator.h"
 
 #include <signal.h>
@@ -17,55 +16,38 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <gloo/allgather_ring.h>
-#include <gloo/allreduce_ring_chunked.h>
-#include <gloo/barrier_all_to_all.h>
-#include <gloo/broadcast_one_to_all.h>
-#include <gloo/rendezvous/context.h>
-#include <gloo/rendezvous/store.h>
-#include <gloo/transport/tcp/device.h>
 
+#include "runtime/dist/gloo_shim.h"
 #include "runtime/dist/liveness_socket.h"
 #include "runtime/dist/rank_endpoint.h"
 
 namespace llmctl::dist {
 namespace {
 
-// Carries a store's Status through Gloo's rendezvous code, which only knows
-// exceptions; caught again in connect_gloo.
-struct StoreError : std::runtime_error {
-  explicit StoreError(Status s) : std::runtime_error(s.message()), status(std::move(s)) {}
+// The store as gloo_shim.h's callbacks; the first failure is kept here.
+struct StoreCallbacks {
+  RendezvousStore* store;
   Status status;
-};
 
-// Our RendezvousStore as Gloo's store, its keys under "<group>/gloo/".
-class GlooStoreAdapter final : public gloo::rendezvous::Store {
- public:
-  GlooStoreAdapter(RendezvousStore& store, std::string prefix, std::chrono::milliseconds timeout)
-      : store_(store), prefix_(std::move(prefix)), timeout_(timeout) {}
-
-  void set(const std::string& key, const std::vector<char>& data) override {
-    Status s = store_.set(prefix_ + key, std::string(data.begin(), data.end()));
-    if (!s.is_ok()) throw StoreError(s);
+  static int set(void* ctx, const char* key, const char* data, size_t size) {
+    auto* self = static_cast<StoreCallbacks*>(ctx);
+    self->status = self->store->set(key, std::string(data, size));
+    return self->status.is_ok() ? 0 : 1;
   }
-  std::vector<char> get(const std::string& key) override {
-    auto value = store_.get(prefix_ + key, timeout_);
-    if (!value.is_ok()) throw StoreError(value.status());
-    return std::vector<char>(value->begin(), value->end());
-  }
-  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
-  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
-    for (const auto& key : keys) {
-      auto value = store_.get(prefix_ + key, timeout);
-      if (!value.is_ok()) throw StoreError(value.status());
+  static int get(void* ctx, const char* key, long long timeout_ms, void (*sink)(void*, const char*, size_t),
+                 void* sink_ctx) {
+    auto* self = static_cast<StoreCallbacks*>(ctx);
+    auto value = self->store->get(key, std::chrono::milliseconds(timeout_ms));
+    if (!value.is_ok()) {
+      self->status = value.status();
+      return 1;
     }
+    sink(sink_ctx, value->data(), value->size());
+    return 0;
   }
-
- private:
-  RendezvousStore& store_;
-  std::string prefix_;
-  std::chrono::milliseconds timeout_;
 };
+
+constexpr std::size_t kErrorSize = 1024;
 
 // A dead peer's socket makes Gloo's writev raise SIGPIPE, which would kill
 // the survivors instead of letting them report; nobody here wants it.
@@ -91,49 +73,36 @@ std::string strip_gloo_location(const std::string& text) {
 class GlooCommunicator final : public Communicator {
  public:
   GlooCommunicator(GlooOptions options, std::string store_name, std::vector<RankEndpoint> endpoints,
-                   LivenessSocket liveness, std::shared_ptr<gloo::transport::Device> device,
-                   std::shared_ptr<gloo::rendezvous::Context> context)
+                   LivenessSocket liveness, LlmctlGlooGroup* group)
       : options_(std::move(options)),
         store_name_(std::move(store_name)),
         endpoints_(std::move(endpoints)),
         liveness_(std::move(liveness)),
-        device_(std::move(device)),
-        context_(std::move(context)) {}
+        group_(group) {}
 
-  ~GlooCommunicator() override {
-    // Pairs before the device whose loop thread serves them.
-    context_.reset();
-    device_.reset();
-  }
+  ~GlooCommunicator() override { llmctl_gloo_close(group_); }
 
   int rank() const override { return options_.rank; }
   int world_size() const override { return options_.world_size; }
 
-  // Gloo's classic algorithms over bound buffers, made per call: in this
-  // Gloo (Debian's 2022 snapshot) a transfer in flight into or out of an
-  // *unbound* buffer is not told when its socket fails, so gloo::allreduce
-  // and friends wait out the whole time-out after a peer dies; bound buffers
-  // are told at once. Making an algorithm only registers buffers locally.
   Status all_reduce_sum(float* data, int64_t count) override {
     RETURN_IF_ERROR(check_count("all_reduce_sum", count, 1));
-    if (count == 0 || !context_) return broken_;
-    return run(fmt::format("all_reduce_sum of {} floats", count), [&] {
-      gloo::AllreduceRingChunked<float> algorithm(context_, {data}, static_cast<int>(count));
-      algorithm.run();
+    if (count == 0 || group_ == nullptr) return broken_;
+    return run(fmt::format("all_reduce_sum of {} floats", count), [&](char* err) {
+      return llmctl_gloo_all_reduce_sum_f32(group_, data, static_cast<int>(count), err, kErrorSize);
     });
   }
 
   Status all_gather(const float* in, float* out, int64_t count) override {
     RETURN_IF_ERROR(check_count("all_gather", count, options_.world_size));
     if (count == 0) return broken_;
-    if (!context_) {
+    if (group_ == nullptr) {
       if (!broken_.is_ok()) return broken_;
       std::copy(in, in + count, out);
       return Status::ok();
     }
-    return run(fmt::format("all_gather of {} floats", count), [&] {
-      gloo::AllgatherRing<float> algorithm(context_, {in}, out, static_cast<int>(count));
-      algorithm.run();
+    return run(fmt::format("all_gather of {} floats", count), [&](char* err) {
+      return llmctl_gloo_all_gather_f32(group_, in, out, static_cast<int>(count), err, kErrorSize);
     });
   }
 
@@ -142,28 +111,22 @@ class GlooCommunicator final : public Communicator {
       return Status::invalid_argument(
           fmt::format("{}: broadcast_bytes: root {} outside 0..{}", self(), root, options_.world_size - 1));
     }
-    if (!context_) return broken_;
+    if (group_ == nullptr) return broken_;
     std::int64_t size = static_cast<std::int64_t>(bytes.size());
-    RETURN_IF_ERROR(run("broadcast_bytes (size)", [&] {
-      gloo::BroadcastOneToAll<std::int64_t> algorithm(context_, {&size}, 1, root);
-      algorithm.run();
+    RETURN_IF_ERROR(run("broadcast_bytes (size)", [&](char* err) {
+      return llmctl_gloo_broadcast(group_, &size, sizeof(size), root, err, kErrorSize);
     }));
     if (size < 0) return Status::internal(fmt::format("{}: broadcast_bytes: root sent size {}", self(), size));
     if (options_.rank != root) bytes.resize(static_cast<std::size_t>(size));
     if (size == 0) return Status::ok();
-    return run(fmt::format("broadcast_bytes of {} bytes from rank {}", size, root), [&] {
-      gloo::BroadcastOneToAll<std::uint8_t> algorithm(context_, {reinterpret_cast<std::uint8_t*>(bytes.data())},
-                                                      bytes.size(), root);
-      algorithm.run();
+    return run(fmt::format("broadcast_bytes of {} bytes from rank {}", size, root), [&](char* err) {
+      return llmctl_gloo_broadcast(group_, bytes.data(), bytes.size(), root, err, kErrorSize);
     });
   }
 
   Status barrier() override {
-    if (!context_) return broken_;
-    return run("barrier", [&] {
-      gloo::BarrierAllToAll algorithm(context_);
-      algorithm.run();
-    });
+    if (group_ == nullptr) return broken_;
+    return run("barrier", [&](char* err) { return llmctl_gloo_barrier(group_, err, kErrorSize); });
   }
 
   // Gloo's algorithms count in int.
@@ -234,20 +197,18 @@ class GlooCommunicator final : public Communicator {
     broken_ = s;
     // Closing our sockets now tells peers still blocked on us at once,
     // instead of after their own time-out.
-    context_.reset();
+    llmctl_gloo_close(group_);
+    group_ = nullptr;
     return s;
   }
 
  private:
   template <typename F>
-  Status run(const std::string& op, F&& body) {
+  Status run(const std::string& op, F&& call) {
     if (!broken_.is_ok()) return broken_;
-    try {
-      body();
-      return Status::ok();
-    } catch (const std::exception& e) {
-      return fail(op, e.what());
-    }
+    char err[kErrorSize] = {};
+    if (call(err) == kLlmctlGlooOk) return Status::ok();
+    return fail(op, err);
   }
 
   // Gloo names a peer as "[ip]:port"; the endpoint at that address when it
@@ -269,8 +230,7 @@ class GlooCommunicator final : public Communicator {
   std::string store_name_;
   std::vector<RankEndpoint> endpoints_;
   LivenessSocket liveness_;
-  std::shared_ptr<gloo::transport::Device> device_;
-  std::shared_ptr<gloo::rendezvous::Context> context_;
+  LlmctlGlooGroup* group_;  // null: a group of one, or closed after a failure
   Status broken_;
 };
 
@@ -310,31 +270,26 @@ Result<std::unique_ptr<Communicator>> connect_gloo(const GlooOptions& options, R
   ignore_sigpipe();
   if (options.world_size == 1) {
     return std::unique_ptr<Communicator>(std::make_unique<GlooCommunicator>(
-        options, store.describe(), std::move(*endpoints), std::move(*liveness), nullptr, nullptr));
+        options, store.describe(), std::move(*endpoints), std::move(*liveness), nullptr));
   }
 
-  std::shared_ptr<gloo::transport::Device> device;
-  std::shared_ptr<gloo::rendezvous::Context> context;
-  try {
-    gloo::transport::tcp::attr attr;
-    attr.hostname = local->address;
-    device = gloo::transport::tcp::CreateDevice(attr);
-    context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.world_size);
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    // Pairs take the context's time-out when made; it bounds every transfer.
-    context->setTimeout(options.timeout);
-    GlooStoreAdapter adapter(store, options.group + "/gloo/", std::max(left, std::chrono::milliseconds(1)));
-    context->connectFullMesh(adapter, device);
-  } catch (const StoreError& e) {
-    return e.status.with_context(who(fmt::format(" ({}): connecting the group", where)));
-  } catch (const std::exception& e) {
-    // Name the peer that is gone, as a failed collective would.
-    auto comm = std::make_unique<GlooCommunicator>(options, store.describe(), std::move(*endpoints),
-                                                   std::move(*liveness), device, nullptr);
-    return comm->fail("connecting the group", e.what());
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  StoreCallbacks callbacks{&store, Status::ok()};
+  LlmctlGlooStore c_store{&callbacks, &StoreCallbacks::set, &StoreCallbacks::get};
+  LlmctlGlooGroup* group = nullptr;
+  char err[kErrorSize] = {};
+  std::string prefix = options.group + "/gloo/";
+  int rc = llmctl_gloo_connect(options.rank, options.world_size, local->address.c_str(), prefix.c_str(),
+                               options.timeout.count(), std::max<long long>(left.count(), 1), &c_store, &group, err,
+                               kErrorSize);
+  if (rc == kLlmctlGlooStoreError) {
+    return callbacks.status.with_context(who(fmt::format(" ({}): connecting the group", where)));
   }
-  return std::unique_ptr<Communicator>(std::make_unique<GlooCommunicator>(
-      options, store.describe(), std::move(*endpoints), std::move(*liveness), std::move(device), std::move(context)));
+  auto comm = std::make_unique<GlooCommunicator>(options, store.describe(), std::move(*endpoints),
+                                                 std::move(*liveness), group);
+  // Name the peer that is gone, as a failed collective would.
+  if (rc != kLlmctlGlooOk) return comm->fail("connecting the group", err);
+  return std::unique_ptr<Communicator>(std::move(comm));
 }
 
 }  // namespace llmctl::dist
