@@ -18,6 +18,8 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# dpkg-shlibdeps must find the package's own private library (libllmctl_gloo.so, issue #9).
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS ${CMAKE_BINARY_DIR}/lib)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://example.invalid/llmctl")
 if(LLMCTL_HAVE_CUDA)
   # cuBLAS and NCCL come from the GPU host's CUDA install, not from Debian.
