@@ -3,6 +3,7 @@
 #include "runtime/dist/gloo_shim.h"
 
 #include <cstring>
+#include <map>
 #include <exception>
 #include <memory>
 #include <string>
@@ -16,9 +17,46 @@
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
 
+// An algorithm made once and run again: its buffers stay registered, so a
+// peer that runs ahead writes straight into them instead of making Gloo's
+// device thread spin on a slot that does not exist yet.
+struct CachedAllreduce {
+  std::vector<float> buffer;
+  std::unique_ptr<gloo::AllreduceRingChunked<float>> algorithm;
+};
+struct CachedAllgather {
+  std::vector<float> in;
+  std::vector<float> out;
+  std::unique_ptr<gloo::AllgatherRing<float>> algorithm;
+};
+
 struct LlmctlGlooGroup {
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
+  // Keyed by count. Every rank makes the same calls, so every rank fills and
+  // clears these in the same order and the algorithms' slots agree.
+  std::map<int, CachedAllreduce> allreduce;
+  std::map<int, CachedAllgather> allgather;
+  std::size_t cached_bytes = 0;
+  std::unique_ptr<gloo::BarrierAllToAll> barrier;
+
+  ~LlmctlGlooGroup() {
+    allreduce.clear();
+    allgather.clear();
+    barrier.reset();
+    // Pairs before the device whose loop thread serves them.
+    context.reset();
+    device.reset();
+  }
+
+  // Past this the caches start over (same point on every rank).
+  static constexpr std::size_t kMaxCachedBytes = std::size_t{256} << 20;
+  void make_room(std::size_t bytes) {
+    if (cached_bytes + bytes <= kMaxCachedBytes) return;
+    allreduce.clear();
+    allgather.clear();
+    cached_bytes = 0;
+  }
 };
 
 namespace {
@@ -104,23 +142,48 @@ int llmctl_gloo_connect(int rank, int size, const char* address, const char* key
   return rc;
 }
 
-// Gloo's classic algorithms over bound buffers, made per call: in this Gloo
-// (Debian's 2022 snapshot) a transfer in flight into or out of an *unbound*
-// buffer is not told when its socket fails, so gloo::allreduce and friends
-// wait out the whole time-out after a peer dies; bound buffers are told at
-// once. Making an algorithm only registers buffers locally.
+// Gloo's classic algorithms over bound buffers: in this Gloo (Debian's 2022
+// snapshot) a transfer in flight into or out of an *unbound* buffer is not
+// told when its socket fails, so gloo::allreduce and friends wait out the
+// whole time-out after a peer dies; bound buffers are told at once.
 int llmctl_gloo_all_reduce_sum_f32(LlmctlGlooGroup* group, float* data, int count, char* err, size_t err_size) {
   return guarded(err, err_size, [&] {
-    gloo::AllreduceRingChunked<float> algorithm(group->context, {data}, count);
-    algorithm.run();
+    auto it = group->allreduce.find(count);
+    if (it == group->allreduce.end()) {
+      std::size_t bytes = static_cast<std::size_t>(count) * sizeof(float) * 2;
+      group->make_room(bytes);
+      CachedAllreduce made;
+      made.buffer.resize(static_cast<std::size_t>(count));
+      made.algorithm =
+          std::make_unique<gloo::AllreduceRingChunked<float>>(group->context, std::vector<float*>{made.buffer.data()}, count);
+      it = group->allreduce.emplace(count, std::move(made)).first;
+      group->cached_bytes += bytes;
+    }
+    std::copy(data, data + count, it->second.buffer.data());
+    it->second.algorithm->run();
+    std::copy(it->second.buffer.begin(), it->second.buffer.end(), data);
   });
 }
 
 int llmctl_gloo_all_gather_f32(LlmctlGlooGroup* group, const float* in, float* out, int count, char* err,
                                size_t err_size) {
   return guarded(err, err_size, [&] {
-    gloo::AllgatherRing<float> algorithm(group->context, {in}, out, count);
-    algorithm.run();
+    auto it = group->allgather.find(count);
+    if (it == group->allgather.end()) {
+      std::size_t total = static_cast<std::size_t>(count) * static_cast<std::size_t>(group->context->size);
+      std::size_t bytes = (static_cast<std::size_t>(count) + total) * sizeof(float);
+      group->make_room(bytes);
+      CachedAllgather made;
+      made.in.resize(static_cast<std::size_t>(count));
+      made.out.resize(total);
+      made.algorithm = std::make_unique<gloo::AllgatherRing<float>>(
+          group->context, std::vector<const float*>{made.in.data()}, made.out.data(), count);
+      it = group->allgather.emplace(count, std::move(made)).first;
+      group->cached_bytes += bytes;
+    }
+    std::copy(in, in + count, it->second.in.data());
+    it->second.algorithm->run();
+    std::copy(it->second.out.begin(), it->second.out.end(), out);
   });
 }
 
@@ -133,21 +196,18 @@ int llmctl_gloo_broadcast(LlmctlGlooGroup* group, void* data, size_t size, int r
 
 int llmctl_gloo_barrier(LlmctlGlooGroup* group, char* err, size_t err_size) {
   return guarded(err, err_size, [&] {
-    gloo::BarrierAllToAll algorithm(group->context);
-    algorithm.run();
+    if (!group->barrier) group->barrier = std::make_unique<gloo::BarrierAllToAll>(group->context);
+    group->barrier->run();
   });
 }
 
 void llmctl_gloo_close(LlmctlGlooGroup* group) {
   if (group == nullptr) return;
   try {
-    // Pairs before the device whose loop thread serves them.
-    group->context.reset();
-    group->device.reset();
+    delete group;
   } catch (...) {
     // Closing sockets of a broken group: nothing left to report to.
   }
-  delete group;
 }
 
 }  // extern "C"
