@@ -18,6 +18,7 @@
 #include <fmt/ranges.h>
 
 #include "runtime/dist/gloo_shim.h"
+#include "runtime/dist/group_failure.h"
 #include "runtime/dist/liveness_socket.h"
 #include "runtime/dist/rank_endpoint.h"
 
@@ -138,62 +139,14 @@ class GlooCommunicator final : public Communicator {
     return Status::ok();
   }
 
-  std::string self() const {
-    const RankEndpoint& me = endpoints_[static_cast<std::size_t>(options_.rank)];
-    std::string where = me.address;
-    if (!me.interface.empty()) where += ", " + me.interface;
-    return fmt::format("{} rank {} on {} ({})", options_.group, options_.rank, me.host, where);
-  }
+  std::string self() const { return describe_self(options_.group, endpoints_[static_cast<std::size_t>(options_.rank)]); }
 
   // The first failure, with the peers named; every later call returns it,
   // since a Gloo context that threw is out of step with its peers.
   Status fail(const std::string& op, const std::string& what) {
     std::string detail = strip_gloo_location(what);
-    auto probe_timeout = std::min(options_.timeout, std::chrono::milliseconds(1000));
-    bool timed_out = mentions_timeout(detail);
-    // A reset can reach us before the dying peer's kernel has closed its
-    // liveness socket; after a socket error, look again for a moment.
-    auto settle_until = std::chrono::steady_clock::now() +
-                        (timed_out ? std::chrono::milliseconds(0) : std::chrono::milliseconds(500));
-    std::vector<std::string> gone, silent;
-    while (true) {
-      gone.clear();
-      silent.clear();
-      for (const RankEndpoint& peer : endpoints_) {
-        if (peer.rank == options_.rank) continue;
-        switch (probe_peer(peer.address, peer.liveness_port, probe_timeout)) {
-          case PeerState::kGone:
-            gone.push_back(peer.describe());
-            break;
-          case PeerState::kSilent:
-            silent.push_back(peer.describe());
-            break;
-          case PeerState::kAlive:
-            break;
-        }
-      }
-      if (!gone.empty() || !silent.empty() || std::chrono::steady_clock::now() >= settle_until) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    Status s;
-    if (!gone.empty()) {
-      s = Status::unavailable(fmt::format("{}: {} failed: {} {} exited (its liveness port refuses connections) [gloo: {}]",
-                                          self(), op, fmt::join(gone, " and "), gone.size() == 1 ? "has" : "have",
-                                          detail));
-    } else if (!silent.empty()) {
-      s = Status::unavailable(fmt::format(
-          "{}: {} failed: {} does not answer within {} ms (host down, cut off or firewalled) [gloo: {}]", self(), op,
-          fmt::join(silent, " and "), probe_timeout.count(), detail));
-    } else if (timed_out) {
-      std::string waited = peer_named_in(detail);
-      s = Status::deadline_exceeded(fmt::format(
-          "{}: {} timed out after {} ms waiting for {}; every peer is still running, so one is stuck or out of step "
-          "(group \"{}\" in {}) [gloo: {}]",
-          self(), op, options_.timeout.count(), waited.empty() ? "a peer" : waited, options_.group, store_name_,
-          detail));
-    } else {
-      s = Status::unavailable(fmt::format("{}: {} failed [gloo: {}]", self(), op, detail));
-    }
+    GroupFailure failure{self(), options_.rank, &endpoints_, options_.timeout, options_.group, store_name_, "gloo"};
+    Status s = describe_group_failure(failure, op, detail, mentions_timeout(detail), peer_named_in(detail));
     broken_ = s;
     // Closing our sockets now tells peers still blocked on us at once,
     // instead of after their own time-out.
