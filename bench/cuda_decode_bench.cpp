@@ -12,6 +12,9 @@
 // eager logits bit for bit).
 //
 // Usage: cuda_decode_bench [--shape llama-1b|llama-8b] [--prompt N] [--steps N]
+//        cuda_decode_bench --shape S --batch B [--context N] [--prefill N]
+//   (throughput: decode at batch B as a CUDA graph vs the roofline, and a
+//   prefill of N tokens vs the bf16 FLOP peak)
 // Prints one JSON line per shape (and a human line on stderr).
 #include <cuda_runtime.h>
 
@@ -107,13 +110,12 @@ struct BenchResult {
   double graph_median_ms = 0;  // the same step with the forward replayed as one CUDA graph
 };
 
-BenchResult run_shape(const ModelConfig& c, int prompt, int steps, double bandwidth) {
-  using namespace llmctl;
-  model::ModelWeights weights;
+llmctl::model::ModelWeights random_weights(const ModelConfig& c) {
+  llmctl::model::ModelWeights weights;
   uint64_t seed = 1;
-  for (const model::WeightSpec& spec : model::expected_weights(c)) {
+  for (const llmctl::model::WeightSpec& spec : llmctl::model::expected_weights(c)) {
     if (!spec.required) continue;  // tied lm_head
-    model::Weight w;
+    llmctl::model::Weight w;
     w.shape = spec.shape;
     int64_t n = 1;
     for (int64_t d : spec.shape) n *= d;
@@ -125,6 +127,21 @@ BenchResult run_shape(const ModelConfig& c, int prompt, int steps, double bandwi
     }
     weights.put(spec.name, std::move(w));
   }
+  return weights;
+}
+
+template <typename T>
+T or_exit(llmctl::Result<T> r) {
+  if (!r.is_ok()) {
+    std::fprintf(stderr, "%s\n", r.status().to_string().c_str());
+    std::exit(1);
+  }
+  return std::move(r).value();
+}
+
+BenchResult run_shape(const ModelConfig& c, int prompt, int steps, double bandwidth) {
+  using namespace llmctl;
+  model::ModelWeights weights = random_weights(c);
   BenchResult r;
   auto made = kernels::make_cuda_backend(0);
   if (!made.is_ok()) {
@@ -199,6 +216,7 @@ BenchResult run_shape(const ModelConfig& c, int prompt, int steps, double bandwi
     in.attention.block_tables = base + 3 * count + 3;
     in.attention.max_blocks_per_seq = num_blocks;
     in.attention.block_size = block_size;
+    in.attention.num_tokens = count;
     in.num_logits = 1;
     in.logits_indices = base + 3 * count + 3 + num_blocks;
     return in;
@@ -405,11 +423,153 @@ void run_op_profile(const ModelConfig& c) {
   }
 }
 
+// Decode at batch B (every sequence with `context` tokens already cached)
+// and one prefill of `prefill` tokens, timed with the forward captured as a
+// CUDA graph for decode (as the engine will run it) and eager for prefill.
+// Decode is compared with the HBM roofline (weights once + every sequence's
+// KV) and with the FLOP roofline, taking the larger; prefill with the bf16
+// dense FLOP peak (`peak_tflops`).
+void run_throughput(const ModelConfig& c, int batch, int context, int prefill, int steps, double bandwidth,
+                    double peak_tflops, const char* shape) {
+  using namespace llmctl;
+  std::unique_ptr<Backend> backend = or_exit(kernels::make_cuda_backend(0));
+  std::unique_ptr<model::DecoderModel> m;
+  {
+    model::ModelWeights weights = random_weights(c);
+    m = or_exit(model::DecoderModel::create(c, weights, backend.get()));
+  }
+  const int32_t block_size = 16;
+  const int32_t per_seq = (context + steps + 32 + block_size - 1) / block_size;
+  const int32_t prefill_blocks = (prefill + block_size - 1) / block_size;
+  const int32_t num_blocks = std::max(batch * per_seq, prefill_blocks);
+  model::KvCacheView kv;
+  kv.block_size = block_size;
+  std::vector<std::unique_ptr<DeviceBuffer>> kv_bufs;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    for (int i = 0; i < 2; ++i) {
+      kv_bufs.push_back(
+          or_exit(backend->allocate(static_cast<std::size_t>(num_blocks) * block_size * c.kv_size() * sizeof(float))));
+      (i == 0 ? kv.k : kv.v).push_back(kv_bufs.back()->f32());
+    }
+  }
+  const int32_t max_tokens = std::max(batch, prefill);
+  auto inputs = or_exit(backend->allocate(static_cast<std::size_t>(4 * max_tokens + 2 * batch + 8 + num_blocks) * 4));
+  auto logits = or_exit(backend->allocate(static_cast<std::size_t>(batch) * c.vocab_size * sizeof(float)));
+  // Packs ids, positions, slots, query_start, context_len, block tables and
+  // logits indices for `seqs` sequences of `q` new tokens each at `start`.
+  auto upload = [&](int32_t seqs, int32_t q, int32_t start, int32_t blocks_per_seq) {
+    const int32_t t = seqs * q;
+    std::vector<int32_t> p;
+    for (int32_t i = 0; i < t; ++i) p.push_back((start + i) * 7919 % static_cast<int32_t>(c.vocab_size));
+    for (int32_t s = 0; s < seqs; ++s)
+      for (int32_t i = 0; i < q; ++i) p.push_back(start + i);
+    for (int32_t s = 0; s < seqs; ++s)
+      for (int32_t i = 0; i < q; ++i) p.push_back(s * blocks_per_seq * block_size + start + i);
+    for (int32_t s = 0; s <= seqs; ++s) p.push_back(s * q);
+    for (int32_t s = 0; s < seqs; ++s) p.push_back(start + q);
+    for (int32_t s = 0; s < seqs; ++s)
+      for (int32_t b = 0; b < blocks_per_seq; ++b) p.push_back(s * blocks_per_seq + b);
+    for (int32_t s = 0; s < seqs; ++s) p.push_back(s * q + q - 1);
+    backend->copy_to_device(inputs->data(), p.data(), p.size() * sizeof(int32_t));
+    const int32_t* base = inputs->i32();
+    model::ForwardInputs in;
+    in.num_tokens = t;
+    in.token_ids = base;
+    in.positions = base + t;
+    in.slot_mapping = base + 2 * t;
+    in.attention.num_seqs = seqs;
+    in.attention.query_start = base + 3 * t;
+    in.attention.context_len = base + 3 * t + seqs + 1;
+    in.attention.block_tables = base + 3 * t + 2 * seqs + 1;
+    in.attention.max_blocks_per_seq = blocks_per_seq;
+    in.attention.block_size = block_size;
+    in.attention.num_tokens = t;
+    in.num_logits = seqs;
+    in.logits_indices = base + 3 * t + 2 * seqs + 1 + seqs * blocks_per_seq;
+    return in;
+  };
+  auto forward = [&](const model::ForwardInputs& in) {
+    auto st = m->forward(in, kv, logits->f32());
+    if (!st.is_ok()) {
+      std::fprintf(stderr, "%s\n", st.to_string().c_str());
+      std::exit(1);
+    }
+  };
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const int64_t H = c.hidden_size;
+  double linear_params = 0;  // per token, the logits head excluded
+  for (const model::WeightSpec& spec : model::expected_weights(c)) {
+    if (spec.shape.size() == 2 && spec.name != "model.embed_tokens.weight" && spec.name != "lm_head.weight")
+      linear_params += static_cast<double>(spec.shape[0]) * static_cast<double>(spec.shape[1]);
+  }
+  const double head_params = static_cast<double>(c.vocab_size) * static_cast<double>(H);
+  const double attn_per_ctx = 4.0 * static_cast<double>(c.num_hidden_layers * c.num_attention_heads * c.head_dim);
+
+  // Prefill: one sequence of `prefill` tokens, logits for the last one.
+  std::vector<double> prefill_ms;
+  for (int i = 0; i < 4; ++i) {
+    const model::ForwardInputs in = upload(1, prefill, 0, prefill_blocks);
+    backend->synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    forward(in);
+    backend->synchronize();
+    if (i > 0) prefill_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double prefill_flops = 2.0 * prefill * linear_params + 2.0 * head_params +
+                               attn_per_ctx * 0.5 * static_cast<double>(prefill) * static_cast<double>(prefill);
+  const double pm = median(prefill_ms);
+  const double prefill_tflops = prefill_flops / (pm * 1e-3) / 1e12;
+
+  // Decode at batch B: capture once at a fixed position, replay per step.
+  const int32_t pos = context;
+  const model::ForwardInputs din = upload(batch, 1, pos, per_seq);
+  forward(din);  // warm-up, also sizes the workspace
+  backend->synchronize();
+  if (auto st = kernels::CudaGraph::begin_capture(*backend); !st.is_ok()) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    std::exit(1);
+  }
+  forward(din);
+  std::unique_ptr<kernels::CudaGraph> graph = or_exit(kernels::CudaGraph::end_capture(*backend));
+  std::vector<double> step_ms;
+  for (int s = 0; s < steps + 5; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    upload(batch, 1, pos + s % 16, per_seq);
+    graph->replay();
+    backend->synchronize();
+    if (s >= 5) step_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double dm = median(step_ms);
+  double weight_bytes = 2.0 * (linear_params + head_params);
+  const double kv_bytes = 2.0 * static_cast<double>(c.num_hidden_layers) * batch * (context + 8.0) *
+                          static_cast<double>(c.kv_size()) * sizeof(float);
+  const double decode_flops = batch * (2.0 * (linear_params + head_params) + attn_per_ctx * (context + 8.0));
+  const double mem_ms = (weight_bytes + kv_bytes) / bandwidth * 1e3;
+  const double flop_ms = decode_flops / (peak_tflops * 1e12) * 1e3;
+  const double roof_ms = std::max(mem_ms, flop_ms);
+  std::fprintf(stderr,
+               "%s prefill %d tokens: %.2f ms, %.0f TFLOP/s = %.1f%% of %.0f peak; decode batch %d ctx %d (graph): "
+               "%.3f ms/step = %.0f tokens/s; roofline %.3f ms (memory %.3f, flops %.3f) = %.1f%%\n",
+               shape, prefill, pm, prefill_tflops, 100.0 * prefill_tflops / peak_tflops, peak_tflops, batch, context, dm,
+               batch / (dm * 1e-3), roof_ms, mem_ms, flop_ms, 100.0 * roof_ms / dm);
+  std::printf(
+      "{\"shape\":\"%s\",\"prefill_tokens\":%d,\"prefill_ms\":%.3f,\"prefill_tflops\":%.1f,\"peak_tflops\":%.0f,"
+      "\"prefill_of_peak\":%.4f,\"batch\":%d,\"context\":%d,\"decode_step_ms\":%.4f,\"decode_tokens_per_s\":%.0f,"
+      "\"decode_roofline_ms\":%.4f,\"decode_roofline_ratio\":%.4f}\n",
+      shape, prefill, pm, prefill_tflops, peak_tflops, prefill_tflops / peak_tflops, batch, context, dm,
+      batch / (dm * 1e-3), roof_ms, roof_ms / dm);
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> shapes;
-  int prompt = 128, steps = 64;
+  int prompt = 128, steps = 64, batch = 0, context = 512, prefill = 2048;
+  double peak_tflops = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--shape" && i + 1 < argc) {
@@ -418,8 +578,17 @@ int main(int argc, char** argv) {
       prompt = std::atoi(argv[++i]);
     } else if (a == "--steps" && i + 1 < argc) {
       steps = std::atoi(argv[++i]);
+    } else if (a == "--batch" && i + 1 < argc) {
+      batch = std::atoi(argv[++i]);
+    } else if (a == "--context" && i + 1 < argc) {
+      context = std::atoi(argv[++i]);
+    } else if (a == "--prefill" && i + 1 < argc) {
+      prefill = std::atoi(argv[++i]);
+    } else if (a == "--peak-tflops" && i + 1 < argc) {
+      peak_tflops = std::atof(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: %s [--shape llama-1b|llama-8b]... [--prompt N] [--steps N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--shape llama-1b|llama-8b]... [--prompt N] [--steps N] [--batch B [--context N] "
+                   "[--prefill N] [--peak-tflops T]]\n", argv[0]);
       return 2;
     }
   }
@@ -438,6 +607,13 @@ int main(int argc, char** argv) {
     if (!cfg.is_ok()) {
       std::fprintf(stderr, "%s\n", cfg.status().to_string().c_str());
       return 1;
+    }
+    if (batch > 0) {
+      // Dense bf16 tensor-core peak of the SXM Hopper cards (H100 and H200
+      // share the same SMs and clocks); --peak-tflops for anything else.
+      const double peak = peak_tflops > 0 ? peak_tflops : 989.4;
+      run_throughput(*cfg, batch, context, prefill, steps, bw, peak, shape.c_str());
+      continue;
     }
     run_gemv_shapes(*cfg, bw);
     run_op_profile(*cfg);

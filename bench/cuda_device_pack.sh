@@ -2,7 +2,8 @@
 # Packs what bench/cuda_device_run.sh needs on the GPU machine into
 # .device-carry/pack.tar.xz (git-ignored; pass .device-carry in `carry`):
 # the llmctl bundle (packaging/bundle.sh) when built, the gpu test binaries and the bench
-# with the same libraries, and a copy of stories260K (never committed).
+# with the same libraries, and copies of stories260K and the real tokenizers
+# (never committed).
 # Usage: bench/cuda_device_pack.sh BUILD_DIR SHARED_DIR
 set -eu
 build=${1:?usage: cuda_device_pack.sh BUILD_DIR SHARED_DIR}
@@ -35,6 +36,7 @@ for bin in "$build/tests/kernels/cuda/kernels_cuda_test" "$build/tests/kernels/c
   done
 done
 cp -r "$shared/assets/stories260K" "$stage/stories260K"
-tar -C "$stage" -cf - . | xz -T2 -6 > .device-carry/pack.tar.xz
+cp -r "$shared/assets/tokenizers" "$stage/tokenizers"
+tar -C "$stage" -cf - . | xz -T2 -3 > .device-carry/pack.tar.xz
 rm -rf "$stage"
 ls -la .device-carry/pack.tar.xz

@@ -3,7 +3,7 @@
 Markdown table row per run (the serve section of docs/performance.md).
 
   bench/serve_bench.py BUILD/llmctl [--model DIR] [--name N] [--concurrency 1,16,64]
-                       [--prompts-per-client 4] [--input-len 128] [--output-len 128]
+                       [--prompts-per-client 4] [--input-len 128] [--output-len 128] [--device cuda]
 
 Without --model it serves the embedded demo model. Each concurrency C sends
 C x prompts-per-client requests (at least 16), all at once (no request rate).
@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--input-len", type=int, default=128)
     ap.add_argument("--output-len", type=int, default=128)
     ap.add_argument("--max-model-len", type=int, default=512)
+    ap.add_argument("--device", default="", help="cpu or cuda (default: serve's auto)")
     a = ap.parse_args()
 
     s = socket.socket()
@@ -38,6 +39,8 @@ def main():
             "--max-model-len", str(a.max_model_len)]
     if a.model:
         args += ["--model", a.model]
+    if a.device:
+        args += ["--device", a.device]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120

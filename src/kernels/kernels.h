@@ -61,6 +61,9 @@ struct AttentionBatch {
   const int32_t* block_tables = nullptr;  // [num_seqs, max_blocks_per_seq]
   int32_t max_blocks_per_seq = 0;
   int32_t block_size = 0;
+  // Query tokens in the step (query_start[num_seqs]), when the caller knows
+  // it on the host; 0: unknown. Lets a backend pick a prefill kernel.
+  int64_t num_tokens = 0;
 };
 
 class Backend {
@@ -77,6 +80,14 @@ class Backend {
   virtual void copy_to_host(void* dst, const void* src, std::size_t size_bytes) = 0;
   // Waits for queued work (no-op on the CPU).
   virtual void synchronize() = 0;
+
+  // The device's memory as the driver reports it now; zeros for host
+  // memory, where the KV cache is sized by bytes instead.
+  struct MemoryInfo {
+    uint64_t total_bytes = 0;
+    uint64_t free_bytes = 0;
+  };
+  virtual MemoryInfo memory_info() { return {}; }
 
   // The dtype of linear() weights (kF32 unless a backend overrides it). A
   // weight buffer holds count * weight_dtype_size_bytes(weight_dtype()) bytes
@@ -95,6 +106,15 @@ class Backend {
   // N (a per-head norm passes R = T * heads, N = head_dim). out may equal x.
   virtual void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n,
                         float eps) = 0;
+
+  // In place, per head (Qwen3's q/k norm inside fused qkv rows): for each
+  // token t and head h, the head_dim values at x + t * stride + h * head_dim
+  // are RMS-normalised and scaled by weight[head_dim]. The default is one
+  // rms_norm per token; a device backend does it in one launch.
+  virtual void rms_norm_heads(float* x, int64_t stride, const float* weight, int64_t num_tokens, int64_t num_heads,
+                              int64_t head_dim, float eps) {
+    for (int64_t t = 0; t < num_tokens; ++t) rms_norm(x + t * stride, x + t * stride, weight, num_heads, head_dim, eps);
+  }
 
   // Fused residual add: residual[T, H] += x[T, H]; out[T, H] = rms_norm(residual).
   virtual void add_rms_norm(float* out, float* residual, const float* x, const float* weight,
@@ -136,6 +156,20 @@ class Backend {
   // out[S, H] = x[indices[s], :] (picks the rows that need logits).
   virtual void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows,
                            int64_t width) = 0;
+
+  // ids[r] = the first index of the maximum of logits[r, :] (greedy
+  // sampling's choice), so a greedy row never leaves the device whole. NaN
+  // never wins. The default runs on the host (CPU backend memory).
+  virtual void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = logits + r * vocab;
+      int64_t best = 0;
+      for (int64_t i = 1; i < vocab; ++i) {
+        if (row[i] > row[best] || (row[best] != row[best] && row[i] == row[i])) best = i;
+      }
+      ids[r] = static_cast<int32_t>(best);
+    }
+  }
 };
 
 // The CPU backend (always built). num_threads <= 0: hardware concurrency.

@@ -36,7 +36,7 @@ class CudaBackend final : public Backend {
     // Best effort: a broken device must not turn shutdown into an abort.
     (void)cudaSetDevice(device_);
     (void)cudaStreamSynchronize(stream_);
-    if (linear_.x_bf16 != nullptr) (void)cudaFree(linear_.x_bf16);
+    release_linear_scratch(linear_);
     if (attention_.partials != nullptr) (void)cudaFree(attention_.partials);
     if (attention_.counters != nullptr) (void)cudaFree(attention_.counters);
     (void)cudaFree(linear_.workspace);
@@ -45,6 +45,17 @@ class CudaBackend final : public Backend {
   }
 
   std::string_view name() const override { return "cuda"; }
+  MemoryInfo memory_info() override {
+    bind();
+    // Freed blocks stay in the stream-ordered pool (see the constructor);
+    // give them back first so free memory is what the process truly needs.
+    (void)cudaStreamSynchronize(stream_);
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
+    std::size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return {};
+    return {total_bytes, free_bytes};
+  }
   cudaStream_t stream() const { return stream_; }
   void bind_device() const { bind(); }
 
@@ -114,6 +125,11 @@ class CudaBackend final : public Backend {
     bind();
     cuda::rms_norm(out, x, weight, rows, n, eps, stream_);
   }
+  void rms_norm_heads(float* x, int64_t stride, const float* weight, int64_t num_tokens, int64_t num_heads,
+                      int64_t head_dim, float eps) override {
+    bind();
+    cuda::rms_norm_heads(x, stride, weight, num_tokens, num_heads, head_dim, eps, stream_);
+  }
   void add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n,
                     float eps) override {
     bind();
@@ -153,8 +169,13 @@ class CudaBackend final : public Backend {
     args.block_tables = batch.block_tables;
     args.max_blocks_per_seq = batch.max_blocks_per_seq;
     args.block_size = batch.block_size;
+    args.num_tokens = batch.num_tokens;
     cuda::paged_attention(out, q, q_stride, k_cache, v_cache, args, num_q_heads, num_kv_heads, head_dim, scale,
                           sliding_window, attention_, stream_);
+  }
+  void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab) override {
+    bind();
+    cuda::argmax_rows(ids, logits, rows, vocab, stream_);
   }
   void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width) override {
     bind();

@@ -20,6 +20,10 @@ void embedding(float* out, const int32_t* ids, const float* table, int64_t num_t
 void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n, float eps,
               cudaStream_t stream);
 
+// In place, per head within rows of `stride` floats (see Backend::rms_norm_heads).
+void rms_norm_heads(float* x, int64_t stride, const float* weight, int64_t num_tokens, int64_t num_heads,
+                    int64_t head_dim, float eps, cudaStream_t stream);
+
 void add_rms_norm(float* out, float* residual, const float* x, const float* weight, int64_t rows, int64_t n,
                   float eps, cudaStream_t stream);
 
@@ -33,16 +37,22 @@ inline constexpr int64_t kGemvMaxTokens = 8;
 void gemv_bf16(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
                int64_t out_features, int64_t in_features, cudaStream_t stream);
 
-// What linear() keeps between calls: the cuBLASLt handle and workspace, and
-// x rounded to bf16 for the cuBLASLt path (grown on demand, stream-ordered).
-// Owned by the backend, used by its one thread.
+class LtPlanCache;  // linear.cu: cuBLASLt descriptors and algorithm per shape
+
+// What linear() keeps between calls: the cuBLASLt handle and workspace, x
+// rounded to bf16 for the cuBLASLt path (grown on demand, stream-ordered),
+// and the plans already chosen per shape. Owned by the backend, used by its
+// one thread; release_linear_scratch() frees what linear() added.
 struct LinearScratch {
   cublasLtHandle_t lt = nullptr;
   void* workspace = nullptr;
   std::size_t workspace_bytes = 0;
   __nv_bfloat16* x_bf16 = nullptr;
   std::size_t x_bf16_count = 0;
+  LtPlanCache* plans = nullptr;
 };
+
+void release_linear_scratch(LinearScratch& scratch);
 
 // out[T, N] = x[T, K] * w[N, K]^T (+ bias[N]); w bf16, the rest fp32.
 void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
@@ -65,6 +75,7 @@ struct PagedAttentionArgs {
   const int32_t* block_tables = nullptr;
   int32_t max_blocks_per_seq = 0;
   int32_t block_size = 0;
+  int64_t num_tokens = 0;
 };
 
 // Split-decode partials and per-(sequence, head) counters, grown on demand
@@ -80,6 +91,22 @@ struct AttentionScratch {
 void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
                      const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                      float scale, int64_t sliding_window, AttentionScratch& scratch, cudaStream_t stream);
+
+// The tensor-core path of paged_attention for steps with prefill tokens
+// (flash_prefill.cu); false when it does not apply (decode-only step, token
+// count unknown, head dim other than 64 or 128).
+bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
+                             const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads,
+                             int64_t head_dim, float scale, int64_t sliding_window, cudaStream_t stream);
+
+// The KV-head-grouped path of paged_attention for decode-only steps with
+// many sequences (decode_attention.cu); false when it does not apply.
+bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
+                          const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+                          float scale, int64_t sliding_window, cudaStream_t stream);
+
+// ids[r] = first index of the maximum of logits[r, :] (argmax_rows.cu).
+void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab, cudaStream_t stream);
 
 void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width,
                  cudaStream_t stream);

@@ -12,6 +12,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
+
 #include "kernels/cuda/cuda_check.h"
 
 namespace llmctl::kernels::cuda {
@@ -23,12 +25,15 @@ __device__ __forceinline__ void pdl_begin() {
   pdl_wait();
 }
 
+// With `smem_bytes` of dynamic shared memory (above 48 KiB the kernel must
+// have opted in with cudaFuncAttributeMaxDynamicSharedMemorySize).
 template <typename... Params, typename... Args>
-void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
+void launch_kernel_smem(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem_bytes, cudaStream_t stream,
+                        Args... args) {
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
-  config.dynamicSmemBytes = 0;
+  config.dynamicSmemBytes = smem_bytes;
   config.stream = stream;
   cudaLaunchAttribute attribute[1] = {};
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -36,6 +41,11 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_
   config.attrs = attribute;
   config.numAttrs = 1;
   CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...));
+}
+
+template <typename... Params, typename... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
+  launch_kernel_smem(kernel, grid, block, 0, stream, args...);
 }
 
 }  // namespace llmctl::kernels::cuda

@@ -9,6 +9,9 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 
+#include <memory>
+#include <unordered_map>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/launch.cuh"
@@ -30,7 +33,10 @@ __global__ void add_bias_kernel(float* out, const float* bias, int64_t n) {
   if (i < n) out[t * n + i] += bias[i];
 }
 
-// The cuBLASLt descriptors of one call, destroyed with it.
+}  // namespace
+
+// The cuBLASLt descriptors of one shape and the algorithm the heuristic
+// picked for it.
 class LtMatmul {
  public:
   LtMatmul(int64_t num_tokens, int64_t n, int64_t k, std::size_t workspace_bytes) {
@@ -57,25 +63,65 @@ class LtMatmul {
     (void)cublasLtMatmulDescDestroy(desc_);
   }
 
-  // False when cuBLASLt offers no algorithm for this shape and alignment.
-  bool run(float* out, const __nv_bfloat16* x, const __nv_bfloat16* w, const LinearScratch& scratch,
-           cudaStream_t stream) {
-    cublasLtMatmulHeuristicResult_t heuristic{};
+  // Asks the heuristic once; false when cuBLASLt offers no algorithm for
+  // this shape and alignment.
+  bool plan(const LinearScratch& scratch) {
     int found = 0;
     const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(scratch.lt, desc_, a_, b_, c_, c_, pref_, 1, &heuristic, &found);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0) return false;
+        cublasLtMatmulAlgoGetHeuristic(scratch.lt, desc_, a_, b_, c_, c_, pref_, 1, &heuristic_, &found);
+    has_algo_ = st == CUBLAS_STATUS_SUCCESS && found > 0;
+    return has_algo_;
+  }
+  bool has_algo() const { return has_algo_; }
+
+  void run(float* out, const __nv_bfloat16* x, const __nv_bfloat16* w, const LinearScratch& scratch,
+           cudaStream_t stream) const {
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasLtMatmul(scratch.lt, desc_, &one, w, a_, x, b_, &zero, out, c_, out, c_, &heuristic.algo,
+    CUBLAS_CHECK(cublasLtMatmul(scratch.lt, desc_, &one, w, a_, x, b_, &zero, out, c_, out, c_, &heuristic_.algo,
                                 scratch.workspace, scratch.workspace_bytes, stream));
-    return true;
   }
 
  private:
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
   cublasLtMatmulPreference_t pref_ = nullptr;
+  cublasLtMatmulHeuristicResult_t heuristic_{};
+  bool has_algo_ = false;
 };
+
+// Plans by (tokens, out, in). Creating descriptors and asking the heuristic
+// costs tens of microseconds of host time, once per linear per step, which
+// at seven linears a layer would be milliseconds per step. The token count
+// varies with the batch, so the cache is bounded; when full it starts over
+// (a steady workload revisits few shapes).
+class LtPlanCache {
+ public:
+  static constexpr std::size_t kMaxPlans = 4096;
+
+  const LtMatmul& get(int64_t num_tokens, int64_t n, int64_t k, const LinearScratch& scratch) {
+    const Key key{num_tokens, n, k};
+    auto it = plans_.find(key);
+    if (it != plans_.end()) return *it->second;
+    if (plans_.size() >= kMaxPlans) plans_.clear();
+    auto plan = std::make_unique<LtMatmul>(num_tokens, n, k, scratch.workspace_bytes);
+    plan->plan(scratch);
+    return *plans_.emplace(key, std::move(plan)).first->second;
+  }
+
+ private:
+  struct Key {
+    int64_t t, n, k;
+    bool operator==(const Key& o) const { return t == o.t && n == o.n && k == o.k; }
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& key) const {
+      return std::hash<int64_t>()(key.t * 1000003 ^ key.n * 8191 ^ key.k);
+    }
+  };
+  std::unordered_map<Key, std::unique_ptr<LtMatmul>, KeyHash> plans_;
+};
+
+namespace {
 
 void ensure_x_scratch(LinearScratch& scratch, int64_t count, cudaStream_t stream) {
   const auto need = static_cast<std::size_t>(count);
@@ -104,16 +150,26 @@ void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bia
   }
   ensure_x_scratch(scratch, num_tokens * in_features, stream);
   convert_to_bf16(scratch.x_bf16, x, num_tokens * in_features, stream);
-  LtMatmul matmul(num_tokens, out_features, in_features, scratch.workspace_bytes);
-  if (!matmul.run(out, scratch.x_bf16, w, scratch, stream)) {
+  if (scratch.plans == nullptr) scratch.plans = new LtPlanCache();
+  const LtMatmul& matmul = scratch.plans->get(num_tokens, out_features, in_features, scratch);
+  if (!matmul.has_algo()) {
     gemv_bf16(out, x, w, bias, num_tokens, out_features, in_features, stream);
     return;
   }
+  matmul.run(out, scratch.x_bf16, w, scratch, stream);
   if (bias != nullptr) {
     const BiasLaunch cfg(num_tokens, out_features);
     launch_kernel(add_bias_kernel, cfg.grid, BiasLaunch::kThreads, stream, out, bias, out_features);
     CUDA_CHECK_LAUNCH();
   }
+}
+
+void release_linear_scratch(LinearScratch& scratch) {
+  if (scratch.x_bf16 != nullptr) (void)cudaFree(scratch.x_bf16);
+  scratch.x_bf16 = nullptr;
+  scratch.x_bf16_count = 0;
+  delete scratch.plans;
+  scratch.plans = nullptr;
 }
 
 }  // namespace llmctl::kernels::cuda

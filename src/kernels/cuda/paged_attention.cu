@@ -7,7 +7,9 @@
 // queries; for decode, when the batch has too few (sequence, head) pairs to
 // fill the GPU, they split its keys (flash-decoding) and the last block of a
 // pair merges the partial softmaxes.
-// Not yet: tensor-core tiles for long prefills (issue #7).
+// With the step's token count known, steps with prefill tokens take the
+// tensor-core kernel in flash_prefill.cu, and decode-only steps of many
+// sequences the KV-head-grouped kernel in decode_attention.cu.
 #include <cfloat>
 
 #include "kernels/cuda/block_reduce.cuh"
@@ -272,6 +274,12 @@ void paged_attention(float* out, const float* q, int64_t q_stride, const float* 
   CUDA_REQUIRE(q_stride >= num_q_heads * head_dim);
   CUDA_REQUIRE(static_cast<int64_t>(batch.num_seqs) * num_q_heads < (int64_t{1} << 31));
   if (batch.num_seqs == 0) return;
+  if (flash_prefill_attention(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
+                              sliding_window, stream) ||
+      decode_gqa_attention(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
+                           sliding_window, stream)) {
+    return;
+  }
   if (head_dim <= 32) {
     launch_paged_attention<1>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
                               sliding_window, scratch, stream);

@@ -1,6 +1,7 @@
 // The row-wise and element-wise CUDA ops against the CPU backend.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -49,6 +50,67 @@ TEST_CASE("cuda rms_norm matches the cpu, also in place and for per-head rows") 
     check_close(d_out.download(), want, 1e-6, 1e-5, "rms_norm");
     b.gpu->rms_norm(d_x.data(), d_x.data(), d_w.data(), rows, n, 1e-5f);
     check_close(d_x.download(), want, 1e-6, 1e-5, "rms_norm in place");
+  }
+}
+
+TEST_CASE("cuda rms_norm_heads normalises each head inside wider rows and nothing else") {
+  Backends b;
+  std::mt19937 rng(13);
+  // Qwen3-like: q heads at the start of fused qkv rows, k heads after them.
+  for (const int64_t head_dim : {64, 128}) {
+    CAPTURE(head_dim);
+    const int64_t tokens = 37, heads = 6, stride = (heads + 2 * 2) * head_dim + 8;
+    const auto x = random_floats(rng, tokens * stride, -3.0f, 3.0f);
+    const auto w = random_floats(rng, head_dim, 0.5f, 1.5f);
+    std::vector<float> want = x;  // the CPU's per-token loop is the reference
+    b.cpu->rms_norm_heads(want.data(), stride, w.data(), tokens, heads, head_dim, 1e-6f);
+    GuardedArray<float> d_x(*b.gpu, tokens * stride, &x), d_w(*b.gpu, head_dim, &w);
+    b.gpu->rms_norm_heads(d_x.data(), stride, d_w.data(), tokens, heads, head_dim, 1e-6f);
+    const std::vector<float> got = d_x.download();
+    check_close(got, want, 1e-6, 1e-5, "rms_norm_heads");
+    // The values past the heads (k, v, padding) are untouched, bit for bit.
+    for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t i = heads * head_dim; i < stride; ++i) {
+        const auto at = static_cast<std::size_t>(t * stride + i);
+        REQUIRE(got[at] == x[at]);
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda argmax_rows picks the first maximum of every row, as a sequential scan does") {
+  Backends b;
+  std::mt19937 rng(14);
+  for (const int64_t vocab : {1, 33, 1000, 128256, 151936}) {
+    CAPTURE(vocab);
+    const int64_t rows = 70;
+    auto logits = random_floats(rng, rows * vocab, -20.0f, 20.0f);
+    std::uniform_int_distribution<int64_t> pick(0, vocab - 1);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = logits.data() + r * vocab;
+      if (r % 3 == 0) {  // the maximum twice: the lower index must win
+        const int64_t i = pick(rng), j = pick(rng);
+        row[i] = row[j] = 25.0f;
+      }
+      if (r % 7 == 0) row[pick(rng)] = std::nanf("");  // NaN never wins
+      if (r == 5) std::fill(row, row + vocab, -3.0f);  // all equal: index 0
+    }
+    std::vector<int32_t> want(static_cast<std::size_t>(rows));
+    b.cpu->argmax_rows(want.data(), logits.data(), rows, vocab);
+    for (int64_t r = 0; r < rows; ++r) {  // the CPU reference against a plain scan
+      const float* row = logits.data() + r * vocab;
+      int64_t best = -1;
+      for (int64_t i = 0; i < vocab; ++i) {
+        if (std::isnan(row[i])) continue;
+        if (best < 0 || row[i] > row[best]) best = i;
+      }
+      if (best < 0) best = 0;  // an all-NaN row
+      REQUIRE(want[static_cast<std::size_t>(r)] == best);
+    }
+    GuardedArray<float> d_logits(*b.gpu, rows * vocab, &logits);
+    GuardedArray<int32_t> d_ids(*b.gpu, rows);
+    b.gpu->argmax_rows(d_ids.data(), d_logits.data(), rows, vocab);
+    CHECK(d_ids.download() == want);
   }
 }
 

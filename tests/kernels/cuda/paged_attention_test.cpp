@@ -1,6 +1,7 @@
 // Paged attention on the GPU against the CPU backend: decode (split over keys
 // when the batch is small), prefill, chunked prefill and mixed batches, GQA,
-// sliding windows, scattered blocks. Each case runs twice on one backend,
+// sliding windows, scattered blocks; with the token count known, the
+// tensor-core prefill kernel too. Each case runs twice on one backend,
 // which also checks that the split-decode counters are left at zero.
 #include <doctest/doctest.h>
 
@@ -75,6 +76,21 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
                            scale, sliding_window);
     check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention");
   }
+  // With the token count known, steps with prefill tokens and head dims 64
+  // or 128 take the tensor-core kernel: bf16 operands (8-bit mantissa) give
+  // about 1e-2 of error on outputs of magnitude 1.
+  gpu_batch.num_tokens = tokens;
+  const bool flash = tokens > num_seqs && (head_dim == 64 || head_dim == 128);
+  for (int run = 0; run < 2; ++run) {
+    CAPTURE(run);
+    b.gpu->paged_attention(d_out.data(), d_q.data(), q_stride, d_k.data(), d_v.data(), gpu_batch, qh, kvh, head_dim,
+                           scale, sliding_window);
+    if (flash) {
+      check_close(d_out.download(), want, 2e-2, 2e-2, "paged_attention (flash prefill)");
+    } else {
+      check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention (token count known)");
+    }
+  }
 }
 
 TEST_CASE("cuda paged_attention matches the cpu") {
@@ -96,6 +112,18 @@ TEST_CASE("cuda paged_attention matches the cpu") {
       check_attention(b, rng, {{7, 50}, {1, 33}, {64, 64}, {100, 2100}}, 16, 2, head_dim, 0);
     }
     SUBCASE("sliding window") { check_attention(b, rng, {{1, 200}, {50, 90}, {3, 16}}, 4, 2, head_dim, 16); }
+    SUBCASE("batched decode of many sequences: one block per KV head serves its query heads") {
+      std::vector<SeqShape> many;
+      for (int32_t i = 0; i < 40; ++i) many.push_back({1, 1 + (i * 37) % 600});
+      check_attention(b, rng, many, 16, 4, head_dim, 0);   // GQA 4:1, 160 (sequence, KV head) blocks
+      check_attention(b, rng, many, 32, 4, head_dim, 0);   // GQA 8:1
+      check_attention(b, rng, many, 8, 4, head_dim, 0);    // GQA 2:1
+      check_attention(b, rng, many, 4, 4, head_dim, 50);   // no GQA, sliding window
+    }
+    SUBCASE("long prefill: many query and key tiles, partial last tiles") {
+      check_attention(b, rng, {{333, 333}, {129, 700}}, 8, 2, head_dim, 0);
+      check_attention(b, rng, {{200, 260}}, 4, 1, head_dim, 100);
+    }
   }
 }
 
