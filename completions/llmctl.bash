@@ -28,10 +28,10 @@ _llmctl() {
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --address --token --config --tls-ca --state-dir --json" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     up)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --yes -y --dry-run --accept-new-host-keys --timeout" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --yes -y --dry-run --accept-new-host-keys --timeout --connect-timeout --json --state-dir" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     down)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --keep-state --yes -y" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --keep-state --yes -y --accept-new-host-keys --connect-timeout --state-dir" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     exec)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --node --json --accept-new-host-keys --timeout --connect-timeout" -- "$cur"));

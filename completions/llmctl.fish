@@ -73,10 +73,16 @@ complete -c llmctl -n '__fish_seen_subcommand_from up' -l yes -d 'Do not ask for
 complete -c llmctl -n '__fish_seen_subcommand_from up' -l dry-run -d 'Print what would be done and change nothing'
 complete -c llmctl -n '__fish_seen_subcommand_from up' -l accept-new-host-keys -d 'Trust host keys seen for the first time'
 complete -c llmctl -n '__fish_seen_subcommand_from up' -l timeout -d 'Seconds to wait for every node to be Active'
+complete -c llmctl -n '__fish_seen_subcommand_from up' -l connect-timeout -d 'Seconds to connect and authenticate per host'
+complete -c llmctl -n '__fish_seen_subcommand_from up' -l json -d 'Print a JSON summary (progress goes to stderr)'
+complete -c llmctl -n '__fish_seen_subcommand_from up' -l state-dir -d 'Where this machine keeps the cluster'\''s token (same as the global flag)'
 complete -c llmctl -n '__fish_seen_subcommand_from up' -F
 complete -c llmctl -n '__fish_seen_subcommand_from down' -l help -d 'Print this help message and exit'
 complete -c llmctl -n '__fish_seen_subcommand_from down' -l keep-state -d 'Keep each node'\''s state dir (logs, head log)'
 complete -c llmctl -n '__fish_seen_subcommand_from down' -l yes -d 'Do not ask for confirmation'
+complete -c llmctl -n '__fish_seen_subcommand_from down' -l accept-new-host-keys -d 'Trust host keys seen for the first time'
+complete -c llmctl -n '__fish_seen_subcommand_from down' -l connect-timeout -d 'Seconds to connect and authenticate per host'
+complete -c llmctl -n '__fish_seen_subcommand_from down' -l state-dir -d 'Where this machine keeps the cluster'\''s token (same as the global flag)'
 complete -c llmctl -n '__fish_seen_subcommand_from down' -F
 complete -c llmctl -n '__fish_seen_subcommand_from exec' -l help -d 'Print this help message and exit'
 complete -c llmctl -n '__fish_seen_subcommand_from exec' -l node -d 'Only this host, as cluster.toml names it (repeatable)'

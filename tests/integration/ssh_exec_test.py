@@ -22,51 +22,18 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
+import ssh_harness  # noqa: E402
+from ssh_harness import keygen  # noqa: E402
 
 LLMCTL = os.environ.get("LLMCTL_BIN", "llmctl")
-SSHD = "/usr/sbin/sshd"
-
-
-def keygen(path, comment):
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path], check=True,
-                   capture_output=True, timeout=20)
-    with open(path + ".pub") as f:
-        return f.read().strip()
-
-
-def sshd_config(tmp, name, host_key):
-    path = os.path.join(tmp, f"sshd_{name}.conf")
-    with open(path, "w") as f:
-        f.write(f"""Port 22
-ListenAddress 0.0.0.0
-HostKey {host_key}
-PidFile {tmp}/sshd_{name}.pid
-AuthorizedKeysFile {tmp}/authorized_keys
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-""")
-    return path
 
 
 def main():
-    netns.skip_unless_able()
-    if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
-        print("SKIP: needs OpenSSH's sshd and ssh-keygen (openssh-server, openssh-client)")
-        return netns.SKIP
-    # sshd's privilege separation needs this directory; Debian creates it only at service start.
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    ssh_harness.skip_unless_able()
 
     with tempfile.TemporaryDirectory() as tmp, netns.NetnsLab() as lab:
-        os.chmod(tmp, 0o755)
-        user_key = os.path.join(tmp, "id_user")
-        wrong_key = os.path.join(tmp, "id_wrong")
-        with open(os.path.join(tmp, "authorized_keys"), "w") as f:
-            f.write(keygen(user_key, "llmctl-test") + "\n")
-        keygen(wrong_key, "not-authorized")
+        keys = ssh_harness.Keys(tmp)
+        user_key, wrong_key = keys.user, keys.wrong
 
         client = lab.add_host("client")
         a = lab.add_host("node-a")
@@ -79,15 +46,9 @@ def main():
 
         host_pubs = {}
         for h in (a, b):
-            hk = os.path.join(tmp, f"host_{h.hostname}")
-            host_pubs[h.hostname] = keygen(hk, h.hostname)
-            conf = sshd_config(tmp, h.hostname, hk)
-            t = subprocess.run([SSHD, "-t", "-f", conf], capture_output=True, text=True, timeout=20)
-            if t.returncode != 0:
-                print(f"SKIP: sshd -t rejects the generated configuration here: {t.stderr.strip()}")
+            host_pubs[h.hostname] = ssh_harness.start_sshd(tmp, h)
+            if host_pubs[h.hostname] is None:
                 return netns.SKIP
-            p = h.spawn(["sh", "-c", f'exec {SSHD} -D -e -f "{conf}" 2>&1'])
-            netns.wait_for_line(p, "Server listening", timeout=15)
 
         home = os.path.join(tmp, "home")
         os.makedirs(home)

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -109,13 +110,6 @@ Result<std::string> server_fingerprint(ssh_session s, const std::string& target)
   std::string out = fmt::format("{} {}", type, fp ? fp : "?");
   ssh_string_free_char(fp);
   return out;
-}
-
-// 'text' for a POSIX shell.
-std::string shell_quote(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
 }
 
 // known_hosts is appended to by every session that accepts a key; one writer at a time.
@@ -218,6 +212,12 @@ SshSession::SshSession(std::unique_ptr<Impl> impl, std::string target)
 
 SshSession::~SshSession() = default;
 
+std::string shell_quote(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 std::string default_known_hosts_file() { return home_dir() + "/.ssh/known_hosts"; }
 
 Result<std::unique_ptr<SshSession>> SshSession::connect(const SshOptions& o) {
@@ -278,7 +278,61 @@ Result<CommandResult> SshSession::run_plain(const std::string& command, double t
   return run_channel(command, timeout_s, false);
 }
 
-Result<CommandResult> SshSession::run_channel(const std::string& command, double timeout_s, bool wrap) {
+namespace {
+
+// Writes all of `data` to the channel (libssh blocks until the window allows).
+Status write_all(ssh_channel ch, ssh_session s, const char* data, size_t size, const std::string& target) {
+  while (size > 0) {
+    uint32_t chunk = static_cast<uint32_t>(std::min<size_t>(size, 1u << 20));
+    int n = ssh_channel_write(ch, data, chunk);
+    if (n == SSH_ERROR) return Status::unavailable(fmt::format("{}: connection lost while sending input: {}", target, ssh_get_error(s)));
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<CommandResult> SshSession::run_with_input(const std::string& command, const std::string& input, double timeout_s) {
+  return run_channel(command, timeout_s, false, [&](void* channel) {
+    auto ch = static_cast<ssh_channel>(channel);
+    RETURN_IF_ERROR(write_all(ch, impl_->session, input.data(), input.size(), target_));
+    ssh_channel_send_eof(ch);
+    return Status::ok();
+  });
+}
+
+Result<CommandResult> SshSession::run_with_file(const std::string& command, const std::string& local_path,
+                                                const Progress& progress, double timeout_s) {
+  std::FILE* f = std::fopen(local_path.c_str(), "rb");
+  if (!f) return Status::io_error(fmt::format("cannot read {}: {}", local_path, errno_text(errno)));
+  struct FileCloser {
+    std::FILE* f;
+    ~FileCloser() { std::fclose(f); }
+  } closer{f};
+  struct stat st{};
+  ::fstat(::fileno(f), &st);
+  auto total = static_cast<std::uint64_t>(st.st_size);
+  return run_channel(command, timeout_s, false, [&](void* channel) {
+    auto ch = static_cast<ssh_channel>(channel);
+    std::vector<char> buf(1 << 20);
+    std::uint64_t sent = 0;
+    for (;;) {
+      size_t n = std::fread(buf.data(), 1, buf.size(), f);
+      if (n == 0) break;
+      RETURN_IF_ERROR(write_all(ch, impl_->session, buf.data(), n, target_));
+      sent += n;
+      if (progress) progress(sent, total);
+    }
+    if (std::ferror(f)) return Status::io_error(fmt::format("reading {}: {}", local_path, errno_text(errno)));
+    ssh_channel_send_eof(ch);
+    return Status::ok();
+  });
+}
+
+Result<CommandResult> SshSession::run_channel(const std::string& command, double timeout_s, bool wrap,
+                                              const InputWriter& input) {
   ssh_session s = impl_->session;
   ssh_channel ch = ssh_channel_new(s);
   if (!ch) return Status::internal(fmt::format("{}: cannot create a channel: {}", target_, ssh_get_error(s)));
@@ -298,6 +352,7 @@ Result<CommandResult> SshSession::run_channel(const std::string& command, double
   std::string wrapped = !wrap ? command : "printf '%d\\n' $$; exec \"${SHELL:-/bin/sh}\" -c " + shell_quote(command);
   if (ssh_channel_request_exec(ch, wrapped.c_str()) != SSH_OK)
     return Status::unavailable(fmt::format("{}: the server refused to run the command: {}", target_, ssh_get_error(s)));
+  if (input) RETURN_IF_ERROR(input(ch));
 
   bool limited = timeout_s > 0;
   auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(

@@ -4,6 +4,8 @@
 // Every error names the host and says which step failed and why.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,18 +60,35 @@ class SshSession {
   // overrunning command; for short commands of our own.
   Result<CommandResult> run_plain(const std::string& command, double timeout_s);
 
+  // Runs `command` as given with `input` on its stdin (then EOF): how secrets
+  // (the cluster token) reach a command without showing in its argv.
+  Result<CommandResult> run_with_input(const std::string& command, const std::string& input, double timeout_s);
+
+  // Streams the local file `local_path` into `command`'s stdin (e.g.
+  // `cat > FILE`), calling `progress(sent, total)` after every chunk; no SFTP
+  // subsystem needed on the host. timeout_s bounds the reply after the data.
+  using Progress = std::function<void(std::uint64_t sent, std::uint64_t total)>;
+  Result<CommandResult> run_with_file(const std::string& command, const std::string& local_path,
+                                      const Progress& progress, double timeout_s);
+
   // "user@host:port", for messages.
   const std::string& target() const { return target_; }
 
  private:
   struct Impl;
   explicit SshSession(std::unique_ptr<Impl> impl, std::string target);
-  Result<CommandResult> run_channel(const std::string& command, double timeout_s, bool wrap);
+  // Writes a command's stdin; called once the channel runs the command.
+  using InputWriter = std::function<Status(void* channel)>;
+  Result<CommandResult> run_channel(const std::string& command, double timeout_s, bool wrap,
+                                    const InputWriter& input = {});
   std::unique_ptr<Impl> impl_;
   std::string target_;
 };
 
 // $HOME/.ssh/known_hosts (the passwd entry's home when HOME is unset).
 std::string default_known_hosts_file();
+
+// 'text' for a POSIX shell.
+std::string shell_quote(const std::string& text);
 
 }  // namespace llmctl::remote

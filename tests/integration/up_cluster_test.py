@@ -1,0 +1,233 @@
+"""`llmctl up` / `llmctl down` against real OpenSSH servers (label `cluster`,
+needs root): every host is a network namespace running sshd (ssh_harness.py);
+llmctl runs from a client namespace, driven the way a user drives it, with a
+cluster.toml whose nodes each have their own install and state dir (the
+namespaces share one filesystem and one pid namespace, so /proc shows every
+host's processes).
+
+Checks, in order:
+1. A file whose head port is taken, with a worker whose key is refused and a
+   worker nobody answers: exit 1, each host's error precise, and nothing
+   installed or started anywhere.
+2. `up` brings lf001 (head), lf002, lf003 to Active as the head lists them;
+   the uploaded binary has this binary's SHA-256; the summary names the URLs.
+3. `up` again: nothing changed, nothing uploaded, same daemon pids.
+4. lf004 added to the file: only lf004 is started.
+5. lf003 dropped from the file: --dry-run changes nothing; `up --json`
+   stops lf003 and removes its state dir.
+6. `down`: no llmctl process left for any node, state dirs removed.
+Skips (77) only without namespaces or sshd. Everything is torn down on exit."""
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import netns  # noqa: E402
+import ssh_harness  # noqa: E402
+
+LLMCTL = os.environ.get("LLMCTL_BIN", "llmctl")
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pids_under(root):
+    """Processes whose command line names a path under `root`."""
+    out = {}
+    needle = root.encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if needle in cmd:
+            out[int(d)] = cmd.replace(b"\0", b" ").decode(errors="replace")
+    return out
+
+
+def main():
+    ssh_harness.skip_unless_able()
+    with tempfile.TemporaryDirectory() as tmp, netns.NetnsLab() as lab:
+        nodes_root = os.path.join(tmp, "nodes")
+        try:
+            return run(tmp, lab, nodes_root)
+        finally:
+            for pid in pids_under(nodes_root):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def run(tmp, lab, nodes_root):
+    keys = ssh_harness.Keys(tmp)
+    client = lab.add_host("client")
+    hosts = {n: lab.add_host(n) for n in ("lf001", "lf002", "lf003", "lf004")}
+    lines = [f"{h.address} {h.hostname}" for h in lab.hosts] + [f"{lab.subnet}.200 gone"]
+    for h in lab.hosts:
+        h.write_hosts(lines)
+    for h in hosts.values():
+        if ssh_harness.start_sshd(tmp, h) is None:
+            return netns.SKIP
+
+    home = os.path.join(tmp, "home")
+    os.makedirs(home)
+    env = {"HOME": home, "SSH_AUTH_SOCK": "", "LLMCTL_STATE_DIR": os.path.join(tmp, "launcher")}
+
+    def state(n):
+        return os.path.join(nodes_root, n, "state")
+
+    def install(n):
+        return os.path.join(nodes_root, n, "install")
+
+    def node_toml(n, extra=""):
+        return f'state_dir = "{state(n)}"\ninstall_dir = "{install(n)}"\nnum_gpus = 0\n{extra}'
+
+    def write(name, workers, head="lf001", worker_extra=None):
+        path = os.path.join(tmp, name)
+        body = f'[cluster]\nname = "uptest"\n[ssh]\nkey = "{keys.user}"\n[head]\nhost = "{head}"\n{node_toml(head)}'
+        for w in workers:
+            body += f'[[workers]]\nhost = "{w}"\n{node_toml(w, (worker_extra or {}).get(w, ""))}'
+        with open(path, "w") as f:
+            f.write(body)
+        return path
+
+    def llmctl(*args, timeout=120):
+        start = time.time()
+        r = client.run([LLMCTL, *args], env=env, timeout=timeout)
+        print(f"$ llmctl {' '.join(args)}  -> {r.returncode} in {time.time() - start:.1f}s")
+        return r
+
+    def pid_of(n, daemon):
+        try:
+            with open(os.path.join(state(n), f"{daemon}.pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+    def active_nodes(cfg):
+        r = llmctl("nodes", "--config", cfg, "--json", timeout=30)
+        assert r.returncode == 0, f"nodes: {r.stdout} {r.stderr}"
+        return sorted(n["name"] for n in json.loads(r.stdout) if n["state"] == "Active")
+
+    # 1. Pre-flight failures: each precise, nothing installed or started anywhere.
+    listener = hosts["lf001"].spawn(["python3", "-c", (
+        "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+        "s.bind(('0.0.0.0', 6379)); s.listen(); print('listening', flush=True); time.sleep(300)")])
+    netns.wait_for_line(listener, "listening", timeout=15)
+    bad = write("bad.toml", ["lf002", "lf003", "gone"], worker_extra={"lf002": f'ssh = {{ key = "{keys.wrong}" }}\n'})
+    r = llmctl("up", bad, "--yes", "--accept-new-host-keys", "--connect-timeout", "2")
+    assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
+    err = r.stderr
+    assert ("llmctl up: lf001: root@lf001:22: port 6379 ([ports] head, the control plane) is in use by another "
+            "process") in err, err
+    assert (f"llmctl up: lf002: root@lf002:22: authentication failed; tried: key {keys.wrong} (refused by the server)"
+            in err), err
+    assert f"llmctl up: gone: root@gone:22: unreachable: {lab.subnet}.200 port 22: " in err, err
+    assert "llmctl up: lf003" not in err, err
+    assert "pre-flight failed on 3 host(s); nothing was started or changed anywhere" in err, err
+    assert not os.path.exists(nodes_root), f"pre-flight changed a host: {os.listdir(nodes_root)}"
+    assert not pids_under(nodes_root), pids_under(nodes_root)
+    listener.kill()
+    listener.wait()
+    print("ok: pre-flight failures are precise and start nothing")
+
+    # 2. A head and two workers to Active.
+    good = write("good.toml", ["lf002", "lf003"])
+    r = llmctl("up", good, "--yes", "--accept-new-host-keys", "--timeout", "60")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    out = r.stdout
+    for n in ("lf001", "lf002", "lf003"):
+        assert f"{n}: uploading llmctl (" in out and f"{n}: llmctl uploaded, SHA-256 checked" in out, out
+        assert sha256(os.path.join(install(n), "llmctl")) == sha256(LLMCTL), n
+    head_ip = hosts["lf001"].address
+    assert 'Cluster "uptest" is up: 3 node(s) Active.' in out, out
+    assert f"Dashboard:     http://{head_ip}:8265" in out and f"OpenAI API:    http://{head_ip}:8000/v1" in out, out
+    record = os.path.join(tmp, "launcher", "clusters", "uptest.json")
+    assert f"Token: kept in {record} (0600)" in out, out
+    assert os.stat(record).st_mode & 0o777 == 0o600
+    assert active_nodes(good) == ["lf001", "lf002", "lf003"]
+    pids = {n: (pid_of(n, "head"), pid_of(n, "agent")) for n in ("lf001", "lf002", "lf003")}
+    assert pids["lf001"][0] and all(p[1] for p in pids.values()), pids
+    print("ok: up brings a head and two workers to Active")
+
+    # 3. Again: a no-op.
+    r = llmctl("up", good, "--yes")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert 'Cluster "uptest" is up; nothing changed: 3 node(s) Active.' in r.stdout, r.stdout
+    assert "uploading" not in r.stdout and "starting" not in r.stdout, r.stdout
+    assert {n: (pid_of(n, "head"), pid_of(n, "agent")) for n in pids} == pids
+    print("ok: up on a running cluster changes nothing")
+
+    # 4. A worker added to the file: only it is started.
+    grown = write("good.toml", ["lf002", "lf003", "lf004"])
+    r = llmctl("up", grown, "--yes", "--accept-new-host-keys", "--timeout", "60")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert "lf004: starting the agent" in r.stdout and "lf004: uploading llmctl" in r.stdout, r.stdout
+    for n in ("lf001", "lf002", "lf003"):
+        assert f"{n}: starting" not in r.stdout and f"{n}: uploading" not in r.stdout, r.stdout
+    assert {n: (pid_of(n, "head"), pid_of(n, "agent")) for n in pids} == pids
+    assert active_nodes(grown) == ["lf001", "lf002", "lf003", "lf004"]
+    print("ok: a worker added to the file is started by the next up")
+
+    # 5. A worker dropped from the file: --dry-run only tells; up stops it.
+    lf003_agent = pid_of("lf003", "agent")
+    shrunk = write("good.toml", ["lf002", "lf004"])
+    r = llmctl("up", shrunk, "--dry-run")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert "stop (no longer in the file)" in r.stdout and "Dry run: nothing was changed." in r.stdout, r.stdout
+    assert alive(lf003_agent) and active_nodes(shrunk) == ["lf001", "lf002", "lf003", "lf004"]
+    r = llmctl("up", shrunk, "--yes", "--json")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    rep = json.loads(r.stdout)
+    acts = {n["host"]: n["action"] for n in rep["nodes"]}
+    assert acts == {"lf001": "running", "lf002": "running", "lf004": "running",
+                    "lf003": "stopped (removed from the file)"}, acts
+    assert rep["ok"] and rep["changed"] and rep["head_address"] == f"{head_ip}:6379", rep
+    assert all(n["state"] == "Active" for n in rep["nodes"] if n["host"] != "lf003"), rep
+    assert not alive(lf003_agent) and not os.path.exists(state("lf003"))
+    assert active_nodes(shrunk) == ["lf001", "lf002", "lf004"]
+    print("ok: a worker removed from the file is stopped by the next up")
+
+    # 6. down: no llmctl process left for any node; state dirs gone, binaries kept.
+    before = pids_under(nodes_root)
+    assert len(before) >= 4, before
+    r = llmctl("down", shrunk, "--yes")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert 'Cluster "uptest" is down' in r.stdout, r.stdout
+    left = pids_under(nodes_root)
+    assert not left, f"llmctl processes left after down: {left}"
+    for n in ("lf001", "lf002", "lf003", "lf004"):
+        assert not os.path.exists(state(n)), n
+    assert os.path.exists(os.path.join(install("lf001"), "llmctl"))
+    assert not os.path.exists(record)
+    print("ok: down leaves no llmctl process and removes the state dirs")
+    print("up_cluster: all cases passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
