@@ -49,7 +49,7 @@ class Keys:
         keygen(self.wrong, "not-authorized")
 
 
-def sshd_config(tmp, name, host_key):
+def sshd_config(tmp, name, host_key, extra=""):
     path = os.path.join(tmp, f"sshd_{name}.conf")
     with open(path, "w") as f:
         f.write(f"""Port 22
@@ -63,16 +63,17 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-""")
+{extra}""")
     return path
 
 
-def start_sshd(tmp, host):
-    """Starts sshd on `host` with a generated host key; returns its public key line, or None
-    when `sshd -t` rejects the generated configuration here (the caller skips)."""
+def start_sshd(tmp, host, extra_config=""):
+    """Starts sshd on `host` with a generated host key (and `extra_config` lines, e.g.
+    "SetEnv PATH=..."); returns its public key line, or None when `sshd -t` rejects the
+    generated configuration here (the caller skips)."""
     hk = os.path.join(tmp, f"host_{host.hostname}")
     pub = keygen(hk, host.hostname)
-    conf = sshd_config(tmp, host.hostname, hk)
+    conf = sshd_config(tmp, host.hostname, hk, extra_config)
     t = subprocess.run([SSHD, "-t", "-f", conf], capture_output=True, text=True, timeout=20)
     if t.returncode != 0:
         print(f"SKIP: sshd -t rejects the generated configuration here: {t.stderr.strip()}")

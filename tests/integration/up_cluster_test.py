@@ -6,9 +6,10 @@ namespaces share one filesystem and one pid namespace, so /proc shows every
 host's processes).
 
 Checks, in order:
-1. A file whose head port is taken, with a worker whose key is refused and a
-   worker nobody answers: exit 1, each host's error precise, and nothing
-   installed or started anywhere.
+1. A file whose head port is taken, with a worker whose key is refused, a
+   worker nobody answers and a worker whose `uname` and `df` (first on the
+   PATH its sshd sets) claim another architecture and a full disk: exit 1,
+   each host's error precise, and nothing installed or started anywhere.
 2. `up` brings lf001 (head), lf002, lf003 to Active as the head lists them;
    the uploaded binary has this binary's SHA-256; the summary names the URLs.
 3. `up` again: nothing changed, nothing uploaded, same daemon pids.
@@ -77,12 +78,20 @@ def main():
 def run(tmp, lab, nodes_root):
     keys = ssh_harness.Keys(tmp)
     client = lab.add_host("client")
-    hosts = {n: lab.add_host(n) for n in ("lf001", "lf002", "lf003", "lf004")}
+    hosts = {n: lab.add_host(n) for n in ("lf001", "lf002", "lf003", "lf004", "odd")}
     lines = [f"{h.address} {h.hostname}" for h in lab.hosts] + [f"{lab.subnet}.200 gone"]
     for h in lab.hosts:
         h.write_hosts(lines)
+    fakebin = os.path.join(tmp, "fakebin")
+    os.makedirs(fakebin)
+    for name, text in (("uname", "Linux aarch64"),
+                       ("df", "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/x 1000 999 1 99% /")):
+        with open(os.path.join(fakebin, name), "w") as f:
+            f.write(f"#!/bin/sh\nprintf '%s\\n' '{text}'\n")
+        os.chmod(os.path.join(fakebin, name), 0o755)
     for h in hosts.values():
-        if ssh_harness.start_sshd(tmp, h) is None:
+        extra = f"SetEnv PATH={fakebin}:/usr/sbin:/usr/bin:/sbin:/bin\n" if h.hostname == "odd" else ""
+        if ssh_harness.start_sshd(tmp, h, extra) is None:
             return netns.SKIP
 
     home = os.path.join(tmp, "home")
@@ -138,7 +147,7 @@ def run(tmp, lab, nodes_root):
         "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
         "s.bind(('0.0.0.0', 6379)); s.listen(); print('listening', flush=True); time.sleep(300)")])
     netns.wait_for_line(listener, "listening", timeout=15)
-    bad = write("bad.toml", ["lf002", "lf003", "gone"], worker_extra={"lf002": f'ssh = {{ key = "{keys.wrong}" }}\n'})
+    bad = write("bad.toml", ["lf002", "lf003", "gone", "odd"], worker_extra={"lf002": f'ssh = {{ key = "{keys.wrong}" }}\n'})
     r = llmctl("up", bad, "--yes", "--accept-new-host-keys", "--connect-timeout", "2")
     assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
     err = r.stderr
@@ -147,8 +156,12 @@ def run(tmp, lab, nodes_root):
     assert (f"llmctl up: lf002: root@lf002:22: authentication failed; tried: key {keys.wrong} (refused by the server)"
             in err), err
     assert f"llmctl up: gone: root@gone:22: unreachable: {lab.subnet}.200 port 22: " in err, err
+    local = f"{os.uname().sysname} {os.uname().machine}"
+    assert (f"llmctl up: odd: root@odd:22: wrong OS/architecture: the host is Linux aarch64, this llmctl is built "
+            f"for {local}; no disk space: the bundle needs ") in err, err
+    assert f"in {install('odd')}, but {tmp} has 0.0 MiB free" in err, err
     assert "llmctl up: lf003" not in err, err
-    assert "pre-flight failed on 3 host(s); nothing was started or changed anywhere" in err, err
+    assert "pre-flight failed on 4 host(s); nothing was started or changed anywhere" in err, err
     assert not os.path.exists(nodes_root), f"pre-flight changed a host: {os.listdir(nodes_root)}"
     assert not pids_under(nodes_root), pids_under(nodes_root)
     listener.kill()
