@@ -16,7 +16,8 @@ Checks, in order:
 4. lf004 added to the file: only lf004 is started.
 5. lf003 dropped from the file: --dry-run changes nothing; `up --json`
    stops lf003 and removes its state dir.
-6. `down`: no llmctl process left for any node, state dirs removed.
+6. `down --keep-state` keeps state dirs and token; `up` brings it back.
+7. `down`: no llmctl process left for any node, state dirs removed.
 Skips (77) only without namespaces or sshd. Everything is torn down on exit."""
 
 import hashlib
@@ -225,9 +226,26 @@ def run(tmp, lab, nodes_root):
     assert active_nodes(shrunk) == ["lf001", "lf002", "lf004"]
     print("ok: a worker removed from the file is stopped by the next up")
 
-    # 6. down: no llmctl process left for any node; state dirs gone, binaries kept.
+    # 6. down --keep-state: no llmctl process left, state dirs and the token kept; the next up
+    #    brings the same cluster back (same token, nothing uploaded).
     before = pids_under(nodes_root)
     assert len(before) >= 4, before
+    with open(record) as f:
+        token = json.load(f)["token"]
+    r = llmctl("down", shrunk, "--yes", "--keep-state")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert not pids_under(nodes_root), f"llmctl processes left after down --keep-state: {pids_under(nodes_root)}"
+    for n in ("lf001", "lf002", "lf004"):
+        assert os.path.isdir(os.path.join(state(n), "logs")), n
+    r = llmctl("up", shrunk, "--yes", "--timeout", "60")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert "uploading" not in r.stdout and "lf002: starting the agent" in r.stdout, r.stdout
+    with open(record) as f:
+        assert json.load(f)["token"] == token
+    assert active_nodes(shrunk) == ["lf001", "lf002", "lf004"]
+    print("ok: down --keep-state keeps state and token; up brings the cluster back")
+
+    # 7. down: no llmctl process left for any node; state dirs gone, binaries kept.
     r = llmctl("down", shrunk, "--yes")
     assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
     assert 'Cluster "uptest" is down' in r.stdout, r.stdout
