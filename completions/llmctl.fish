@@ -119,6 +119,10 @@ complete -c llmctl -n '__fish_seen_subcommand_from generate' -l top-p -d 'Nucleu
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l top-k -d 'Keep the k most likely tokens (-1: all)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l seed -d 'Seed for reproducible sampling'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l device -d 'cpu, cuda, cuda:N, or auto (cuda when a GPU is visible)'
+complete -c llmctl -n '__fish_seen_subcommand_from generate' -l tp -d 'Tensor-parallel ranks (processes on this machine)'
+complete -c llmctl -n '__fish_seen_subcommand_from generate' -l tensor-parallel-size -d 'Tensor-parallel ranks (processes on this machine)'
+complete -c llmctl -n '__fish_seen_subcommand_from generate' -l pp -d 'Pipeline-parallel stages (only 1 for now)'
+complete -c llmctl -n '__fish_seen_subcommand_from generate' -l pipeline-parallel-size -d 'Pipeline-parallel stages (only 1 for now)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l ignore-eos -d 'Keep generating past the end-of-sequence token'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l json -d 'Print {"text","token_ids","finish_reason","usage"}'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -F

@@ -81,6 +81,7 @@ void build_cli(CLI::App& app, CliContext& ctx) {
   register_config(app, ctx);
   register_completion(app, ctx);
   register_internal(app, ctx);
+  register_worker(app, ctx);
 }
 
 }  // namespace llmctl::cli

@@ -61,7 +61,8 @@ void register_bench(CLI::App& app, CliContext& ctx);
 void register_version(CLI::App& app, CliContext& ctx);
 void register_config(CLI::App& app, CliContext& ctx);
 void register_completion(CLI::App& app, CliContext& ctx);
-void register_internal(CLI::App& app, CliContext& ctx);  // hidden: agent, head, worker
+void register_internal(CLI::App& app, CliContext& ctx);  // hidden: agent, head, kv, submit
+void register_worker(CLI::App& app, CliContext& ctx);    // hidden: one tensor-parallel rank
 
 // Builds the whole command tree (used by main and the completion generator).
 void build_cli(CLI::App& app, CliContext& ctx);

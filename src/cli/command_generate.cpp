@@ -1,12 +1,15 @@
 // llmctl generate: one generation in-process, streamed to stdout (issue #5).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_context.h"
+#include "cli/local_rank_group.h"
 #include "runtime/engine/engine_loader.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -15,13 +18,19 @@ namespace {
 
 struct GenerateOptions {
   std::string model, prompt, device = "auto";
-  int max_tokens = 128, top_k = -1;
+  int max_tokens = 128, top_k = -1, tp = 1, pp = 1;
   double temperature = 1.0, top_p = 1.0;
   long long seed = -1;
   bool ignore_eos = false, json = false;
 };
 
-int run_generate(const GenerateOptions& o) {
+int run_generate(const GenerateOptions& o, const GlobalOptions& global) {
+  if (o.pp > 1) return report_error("generate", Status::unimplemented("pipeline parallel is not supported yet"));
+  if (o.tp < 1) return report_error("generate", Status::invalid_argument("--tp must be at least 1"));
+  if (o.tp > 1 && o.device != "auto" && o.device != "cpu") {
+    return report_error("generate", Status::unimplemented("--tp > 1 with --device " + o.device +
+                                                          ": tensor parallel runs on the CPU (Gloo) only for now"));
+  }
   auto tok = tokenizer::Tokenizer::load(o.model);
   if (!tok.is_ok()) return report_error("generate", tok.status());
   const tokenizer::Tokenizer& tokenizer = *tok;
@@ -40,6 +49,22 @@ int run_generate(const GenerateOptions& o) {
   }
   engine::EngineConfig config;
   config.device = o.device;
+  // Ranks 1..tp-1 as child processes; declared before the engine so the
+  // engine (which tells them to stop) goes first.
+  std::unique_ptr<LocalRankGroup> ranks;
+  if (o.tp > 1) {
+    LocalRankGroupOptions ro;
+    ro.model_dir = o.model;
+    ro.tp = o.tp;
+    ro.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
+    ro.log_level = global.log_level;
+    auto group = LocalRankGroup::start(ro);
+    if (!group.is_ok()) return report_error("generate", group.status());
+    ranks = std::move(group).value();
+    config.device = "cpu";
+    config.num_threads = ro.threads_per_rank;
+    config.communicator = ranks->communicator();
+  }
   config.scheduler.max_num_seqs = 1;
   config.scheduler.max_model_len = 0;  // the model's max_position_embeddings
   auto detokenize = [&tokenizer](std::span<const int32_t> ids) { return tokenizer.decode(ids, true); };
@@ -98,12 +123,16 @@ void register_generate(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--top-k", o->top_k, "Keep the k most likely tokens (-1: all)")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed for reproducible sampling");
   cmd->add_option("--device", o->device, "cpu, cuda, cuda:N, or auto (cuda when a GPU is visible)")->capture_default_str();
+  cmd->add_option("--tp,--tensor-parallel-size", o->tp, "Tensor-parallel ranks (processes on this machine)")
+      ->capture_default_str();
+  cmd->add_option("--pp,--pipeline-parallel-size", o->pp, "Pipeline-parallel stages (only 1 for now)")
+      ->capture_default_str();
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--json", o->json, R"(Print {"text","token_ids","finish_reason","usage"})");
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       setup_logging(ctx.global, "engine", /*to_file=*/false);
-      return run_generate(*o);
+      return run_generate(*o, ctx.global);
     };
   });
 }

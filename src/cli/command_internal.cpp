@@ -251,10 +251,6 @@ void register_internal(CLI::App& app, CliContext& ctx) {
   register_agent(app, ctx);
   register_kv(app, ctx);
   register_submit(app, ctx);
-  CLI::App* worker = app.add_subcommand("worker", "run one engine rank");
-  worker->group("");  // hidden from --help and completions
-  worker->allow_extras();
-  worker->callback([&ctx] { ctx.action = [] { return not_implemented("worker", 9); }; });
 }
 
 }  // namespace llmctl::cli

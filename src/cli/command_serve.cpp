@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/cli_context.h"
+#include "cli/local_rank_group.h"
 #include "common/build_info.h"
 #include "common/logging.h"
 #include "runtime/engine/engine_loader.h"
@@ -29,9 +31,9 @@ struct ServeOptions {
   bool restart = false;
 };
 
-int run_serve(const ServeOptions& o) {
+int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   if (o.pp > 1) return report_error("serve", Status::unimplemented("pipeline parallel is not supported yet"));
-  if (o.tp > 1) return report_error("serve", Status::unimplemented("--tp > 1: tensor parallel serving is issue #9"));
+  if (o.tp < 1) return report_error("serve", Status::invalid_argument("--tp must be at least 1"));
   if (!o.address.empty()) return report_error("serve", Status::unimplemented("--address: cluster serving is issue #9"));
   if (o.device == "cuda") return report_error("serve", Status::unimplemented("--device cuda: only the CPU backend exists yet"));
   if (o.port < 0 || o.port > 65535) return report_error("serve", Status::invalid_argument("--port must be 0..65535"));
@@ -55,6 +57,24 @@ int run_serve(const ServeOptions& o) {
     logger("server")->info("open-file limit: {}", *limit);
   } else {
     logger("server")->warn("{}; keeping the current open-file limit", limit.status().to_string());
+  }
+
+  // Ranks 1..tp-1 as child processes, declared before the backend so the
+  // engine (which tells them to stop) is destroyed first.
+  std::unique_ptr<LocalRankGroup> ranks;
+  engine::EngineConfig config;
+  if (o.tp > 1) {
+    LocalRankGroupOptions ro;
+    ro.model_dir = model_dir;
+    ro.tp = o.tp;
+    ro.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
+    ro.log_level = global.log_level;
+    auto group = LocalRankGroup::start(ro);
+    if (!group.is_ok()) return report_error("serve", group.status());
+    ranks = std::move(group).value();
+    config.device = "cpu";
+    config.num_threads = ro.threads_per_rank;
+    config.communicator = ranks->communicator();
   }
 
   asio::io_context io;
@@ -86,7 +106,6 @@ int run_serve(const ServeOptions& o) {
     if (p.bytes_done == p.bytes_total) std::fprintf(stderr, "\r\033[K");
     std::fflush(stderr);
   };
-  engine::EngineConfig config;
   config.scheduler.max_num_seqs = o.max_num_seqs;
   config.scheduler.max_model_len = o.max_model_len;
   config.scheduler.max_num_batched_tokens =
@@ -104,6 +123,30 @@ int run_serve(const ServeOptions& o) {
   asio::post(io, [&service, max_len] { service.set_max_model_len(max_len); });
   backend.start(std::move(loaded->engine), loaded->eos_ids);
 
+  // A rank that exits ends the engine: /health turns 503 at once, the other
+  // ranks (stuck in collectives with it) are killed, and the next step fails
+  // its requests with the collective's error.
+  std::atomic<bool> watching{ranks != nullptr};
+  std::thread rank_watcher;
+  if (ranks) {
+    rank_watcher = std::thread([&] {
+      while (watching) {
+        if (auto exited = ranks->poll_exited()) {
+          logger("serve")->error("{}; the engine stops serving", *exited);
+          std::fprintf(stderr, "llmctl serve: %s; the engine stops serving\n", exited->c_str());
+          backend.mark_dead();
+          ranks->kill_all();
+          return;
+        }
+        if (backend.state() == server::BackendState::kDead) {
+          ranks->kill_all();
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+  }
+
   std::string shown_host = o.host == "0.0.0.0" ? "127.0.0.1" : o.host;
   std::string url = fmt::format("http://{}:{}", shown_host, http.port());
   std::fprintf(stdout,
@@ -114,6 +157,8 @@ int run_serve(const ServeOptions& o) {
                o.api_key.empty() ? "" : " -H 'Authorization: Bearer $LLMCTL_API_KEY'", name.c_str());
   std::fflush(stdout);
   io_thread.join();
+  watching = false;
+  if (rank_watcher.joinable()) rank_watcher.join();
   return kExitOk;
 }
 
@@ -142,7 +187,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       setup_logging(ctx.global, "serve", /*to_file=*/false);
-      return run_serve(*o);
+      return run_serve(*o, ctx.global);
     };
   });
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""`llmctl serve --tp 4` on stories260K: a greedy completion equals
+`llmctl generate --tp 1`; then one worker rank is killed with SIGKILL: /health
+turns 503 within a few seconds, a new completion fails with an error, the
+other ranks are reaped (none left running), and serve still stops cleanly."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ["LLMCTL_BIN"]
+SHARED = os.environ["LLMCTL_SHARED_DIR"]
+STORIES = os.path.join(SHARED, "assets", "stories260K")
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, file=sys.stderr)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def request(port, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request(method, path, json.dumps(body) if body is not None else None, {"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read().decode()
+    return r.status, data
+
+
+def children_of(pid):
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(entry))
+    return kids
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    # A path of its own, so other tests' processes on stories260K are not counted here.
+    model = os.path.join(tmp, "stories")
+    os.mkdir(model)
+    for name in os.listdir(STORIES):
+        os.symlink(os.path.join(STORIES, name), os.path.join(model, name))
+    prompt = "Once upon a time, there was a"
+    single = subprocess.run([BIN, "generate", "--model", model, "--prompt", prompt, "--max-tokens", "48",
+                             "--temperature", "0", "--ignore-eos", "--json"], capture_output=True, text=True,
+                            timeout=120)
+    check(single.returncode == 0, f"generate: {single.stderr}")
+    want = json.loads(single.stdout)["text"] if single.returncode == 0 else None
+
+    port = free_port()
+    proc = subprocess.Popen([BIN, "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--tp", "4",
+                             "--max-model-len", "256"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        healthy = False
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if request(port, "GET", "/health")[0] == 200:
+                    healthy = True
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        if not healthy:
+            proc.kill()
+            raise SystemExit("serve --tp 4 did not become healthy: " + proc.communicate()[1])
+        workers = children_of(proc.pid)
+        check(len(workers) == 3, f"expected 3 worker ranks as children of serve, found {workers}")
+
+        status, body = request(port, "POST", "/v1/completions",
+                               {"model": model, "prompt": prompt, "max_tokens": 48, "temperature": 0,
+                                "ignore_eos": True})
+        check(status == 200, f"completion: {status} {body}")
+        if status == 200 and want is not None:
+            got = json.loads(body)["choices"][0]["text"]
+            check(got == want, f"serve --tp 4 text {got!r} != generate --tp 1 {want!r}")
+
+        # Kill one rank: the engine must stop serving, quickly and visibly.
+        if workers:
+            victim = workers[len(workers) // 2]
+            os.kill(victim, signal.SIGKILL)
+            t0 = time.time()
+            status = 200
+            while time.time() - t0 < 10:
+                status = request(port, "GET", "/health")[0]
+                if status == 503:
+                    break
+                time.sleep(0.05)
+            elapsed = time.time() - t0
+            check(status == 503, f"/health still {status} 10 s after a rank was killed")
+            print(f"/health 503 after {elapsed:.2f} s")
+            check(elapsed < 5, f"/health took {elapsed:.1f} s to turn 503")
+            status, body = request(port, "POST", "/v1/completions",
+                                   {"model": model, "prompt": prompt, "max_tokens": 8, "temperature": 0})
+            check(status >= 500 and "error" in body, f"completion after the rank died: {status} {body}")
+            deadline = time.time() + 5
+            while time.time() < deadline and children_of(proc.pid):
+                time.sleep(0.05)
+            check(not children_of(proc.pid), f"ranks left running after one died: {children_of(proc.pid)}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            failures.append("serve did not exit on SIGTERM")
+    check("rank" in err and "exited with signal 9" in err, f"serve's stderr does not name the dead rank: {err[-600:]}")
+
+if failures:
+    sys.exit(1)
+print("ok")
