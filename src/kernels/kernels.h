@@ -161,6 +161,9 @@ class Backend {
   // sampling's choice), so a greedy row never leaves the device whole. NaN
   // never wins. The default runs on the host (CPU backend memory).
   virtual void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab) {
+    argmax_rows_on_host(ids, logits, rows, vocab);
+  }
+  static void argmax_rows_on_host(int32_t* ids, const float* logits, int64_t rows, int64_t vocab) {
     for (int64_t r = 0; r < rows; ++r) {
       const float* row = logits + r * vocab;
       int64_t best = 0;

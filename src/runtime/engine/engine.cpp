@@ -142,7 +142,15 @@ void Engine::check_stop(Sequence& seq, Request& req) {
 Result<std::vector<RequestOutput>> Engine::step() {
   SchedulerOutput out = scheduler_->schedule();
   if (!out.empty()) {
-    ASSIGN_OR_RETURN(std::vector<float> logits, runner_->run(out));
+    bool greedy = true;
+    for (const ScheduledSequence& s : out.scheduled) {
+      if (s.sample && !Sampler::plain_greedy(*s.seq, eos_ids_)) {
+        greedy = false;
+        break;
+      }
+    }
+    std::vector<int32_t> greedy_ids;
+    ASSIGN_OR_RETURN(std::vector<float> logits, runner_->run(out, greedy ? &greedy_ids : nullptr));
     scheduler_->postprocess(out);
     const int64_t vocab = config_.vocab_size;
     std::size_t row = 0;
@@ -150,7 +158,12 @@ Result<std::vector<RequestOutput>> Engine::step() {
       if (!s.sample) continue;
       Sequence& seq = *s.seq;
       Request& req = *seq_owner_.at(seq.seq_id).first;
-      SampleResult r = Sampler::sample(logits.data() + row * vocab, vocab, seq, eos_ids_);
+      SampleResult r;
+      if (greedy) {
+        r.token_id = greedy_ids[row];
+      } else {
+        r = Sampler::sample(logits.data() + row * vocab, vocab, seq, eos_ids_);
+      }
       ++row;
       seq.token_ids.push_back(r.token_id);
       if (req.params.logprobs) {

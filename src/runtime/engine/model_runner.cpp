@@ -49,7 +49,7 @@ ModelRunner::~ModelRunner() {
   (void)comm_->broadcast_bytes(bytes, 0);
 }
 
-Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out) {
+Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids) {
   StepBatch batch = StepBatch::from_schedule(out, kv_.block_size);
   if (comm_ != nullptr) {
     if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
@@ -62,12 +62,12 @@ Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out) {
     }
     batch = std::move(step.batch);
   }
-  auto logits = execute(batch);
+  auto logits = execute(batch, greedy_ids);
   if (!logits.is_ok() && comm_ != nullptr) comm_failed_ = true;
   return logits;
 }
 
-Result<std::vector<float>> ModelRunner::execute(const StepBatch& b) {
+Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<int32_t>* greedy_ids) {
   const int64_t T = b.num_tokens();
   // Host-side inputs, packed into one upload.
   std::vector<const std::vector<int32_t>*> parts = {&b.token_ids,   &b.positions,    &b.slot_mapping, &b.query_start,
@@ -108,12 +108,25 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b) {
   ASSIGN_OR_RETURN(auto logits_dev,
                    backend_->allocate(std::max<std::size_t>(1, static_cast<std::size_t>(out_floats)) * sizeof(float)));
   RETURN_IF_ERROR(model_->forward(in, kv_, logits_dev->f32()));
+  if (greedy_ids != nullptr && !model_->layout().sharded()) {
+    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
+    ASSIGN_OR_RETURN(auto ids_dev, backend_->allocate(std::max<std::size_t>(1, greedy_ids->size()) * sizeof(int32_t)));
+    backend_->argmax_rows(ids_dev->i32(), logits_dev->f32(), in.num_logits, vocab);
+    backend_->copy_to_host(greedy_ids->data(), ids_dev->data(), greedy_ids->size() * sizeof(int32_t));
+    backend_->synchronize();
+    return std::vector<float>();
+  }
   std::vector<float> logits(static_cast<std::size_t>(out_floats));
   backend_->copy_to_host(logits.data(), logits_dev->data(), logits.size() * sizeof(float));
   backend_->synchronize();
   if (!model_->layout().sharded()) return logits;
   std::vector<float> joined(static_cast<std::size_t>(in.num_logits * vocab));
   model_->join_logits(logits.data(), in.num_logits, joined.data());
+  if (greedy_ids != nullptr) {
+    // The rows are whole only after the join: pick on the host.
+    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
+    kernels::Backend::argmax_rows_on_host(greedy_ids->data(), joined.data(), in.num_logits, vocab);
+  }
   return joined;
 }
 

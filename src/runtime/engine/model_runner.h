@@ -43,9 +43,13 @@ class ModelRunner {
 
   // Runs one step. Returns logits [num_sampling, vocab] (host, row-major), one
   // row per scheduled sequence with sample == true, in schedule order.
-  Result<std::vector<float>> run(const SchedulerOutput& out);
+  // With `greedy_ids`, every sampling row is plain greedy: each row's first
+  // maximum goes there (picked on the device when one process holds the
+  // whole vocabulary, so only 4 bytes per row come back) and the returned
+  // logits may be empty.
+  Result<std::vector<float>> run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids = nullptr);
   // Runs a batch as built by StepBatch::from_schedule (on every rank).
-  Result<std::vector<float>> execute(const StepBatch& batch);
+  Result<std::vector<float>> execute(const StepBatch& batch, std::vector<int32_t>* greedy_ids = nullptr);
 
   const model::ModelConfig& config() const { return model_->config(); }
 

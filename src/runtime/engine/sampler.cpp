@@ -107,6 +107,15 @@ std::vector<Candidate> Sampler::distribution(const float* logits, int64_t vocab,
   return out;
 }
 
+bool Sampler::plain_greedy(const Sequence& seq, const std::vector<int32_t>& eos_ids) {
+  const SamplingParams& p = *seq.params;
+  if (!is_greedy(p) || p.logprobs.has_value()) return false;
+  if (p.repetition_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0) return false;
+  const bool masking = seq.num_output_tokens() < p.min_tokens &&
+                       ((!p.ignore_eos && !eos_ids.empty()) || !p.stop_token_ids.empty());
+  return !masking;
+}
+
 SampleResult Sampler::sample(const float* raw, int64_t vocab, Sequence& seq, const std::vector<int32_t>& eos_ids) {
   const SamplingParams& p = *seq.params;
   SampleResult result;

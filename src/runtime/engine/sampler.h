@@ -37,6 +37,12 @@ class Sampler {
   // logits: [vocab]; eos_ids are masked while fewer than min_tokens are out.
   static SampleResult sample(const float* logits, int64_t vocab, Sequence& seq, const std::vector<int32_t>& eos_ids);
 
+  // True when sample() would return the first maximum of the raw logits and
+  // nothing else (greedy, no penalties, no logprobs, no eos/stop mask in
+  // force): the device can then pick the token without the host seeing the
+  // row (Backend::argmax_rows).
+  static bool plain_greedy(const Sequence& seq, const std::vector<int32_t>& eos_ids);
+
   // Applies penalties and the min_tokens mask to logits[vocab] in place.
   static void process_logits(float* logits, int64_t vocab, const Sequence& seq, const std::vector<int32_t>& eos_ids);
 

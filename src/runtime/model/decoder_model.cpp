@@ -165,6 +165,8 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
   if (T <= 0) return Status::ok();
   RETURN_IF_ERROR(ensure_workspace(T, in.num_logits));
   kernels::Backend& b = *backend_;
+  kernels::AttentionBatch attention = in.attention;
+  attention.num_tokens = T;  // lets the backend pick its prefill or batched-decode kernel
 
   float* hidden = hidden_->f32();
   float* residual = residual_->f32();
@@ -189,14 +191,12 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
     float* k = qkv + q_size;
     float* v = qkv + q_size + kv_size;
     if (c.qk_norm) {
-      for (int64_t t = 0; t < T; ++t) {
-        b.rms_norm(q + t * qkv_width, q + t * qkv_width, L.q_norm->f32(), QH, D, eps);
-        b.rms_norm(k + t * qkv_width, k + t * qkv_width, L.k_norm->f32(), KVH, D, eps);
-      }
+      b.rms_norm_heads(q, qkv_width, L.q_norm->f32(), T, QH, D, eps);
+      b.rms_norm_heads(k, qkv_width, L.k_norm->f32(), T, KVH, D, eps);
     }
     b.rope(q, qkv_width, k, qkv_width, in.positions, inv_freq_->f32(), T, QH, KVH, D);
     b.store_kv(kv.k[l], kv.v[l], k, qkv_width, v, qkv_width, in.slot_mapping, T, KVH, D);
-    b.paged_attention(attn_->f32(), q, qkv_width, kv.k[l], kv.v[l], in.attention, QH, KVH, D, scale,
+    b.paged_attention(attn_->f32(), q, qkv_width, kv.k[l], kv.v[l], attention, QH, KVH, D, scale,
                       c.layer_sliding_window[l]);
     b.linear(hidden, attn_->f32(), L.o_w->data(), L.o_b ? L.o_b->f32() : nullptr, T, H, q_size);
     if (comm_ != nullptr) RETURN_IF_ERROR(comm_->all_reduce_sum(hidden, T * H));

@@ -214,3 +214,54 @@ TEST_CASE("sampler: greedy takes the first maximum of the processed logits; min_
   s3.num_prompt_tokens = 1;
   for (int i = 0; i < 20; ++i) CHECK(Sampler::sample(logits.data(), 6, s3, {}).token_id == 2);
 }
+
+// The device may pick a token for a row only when sample() would return the
+// raw row's first maximum; every case that sample() treats differently must
+// say no. Checked against sample() itself on rows where the first maximum
+// and the processed choice differ.
+TEST_CASE("plain_greedy admits exactly the rows whose choice is the raw first maximum") {
+  const std::vector<int32_t> eos = {2};
+  // Token 2 (eos) is the maximum; token 1 the runner-up; token 0 was in the output.
+  const std::vector<float> row = {3.0f, 4.0f, 5.0f, -1.0f};
+  auto check = [&](SamplingParams p, int output_tokens, bool want) {
+    Sequence seq;
+    seq.params = &p;
+    seq.token_ids = {3, 3};
+    seq.num_prompt_tokens = 2;
+    for (int i = 0; i < output_tokens; ++i) seq.token_ids.push_back(0);
+    CHECK(Sampler::plain_greedy(seq, eos) == want);
+    if (want) CHECK(Sampler::sample(row.data(), 4, seq, eos).token_id == 2);
+  };
+  SamplingParams greedy;
+  greedy.temperature = 0.0;
+  greedy.max_tokens = 10;
+  check(greedy, 1, true);
+  SamplingParams top1 = greedy;
+  top1.temperature = 0.8;
+  top1.top_k = 1;
+  check(top1, 1, true);
+  SamplingParams sampled = greedy;
+  sampled.temperature = 0.7;
+  check(sampled, 1, false);
+  SamplingParams with_logprobs = greedy;
+  with_logprobs.logprobs = 0;
+  check(with_logprobs, 1, false);
+  SamplingParams penalised = greedy;
+  penalised.repetition_penalty = 1.2;
+  check(penalised, 1, false);
+  SamplingParams presence = greedy;
+  presence.presence_penalty = 0.5;
+  check(presence, 1, false);
+  SamplingParams frequency = greedy;
+  frequency.frequency_penalty = 0.5;
+  check(frequency, 1, false);
+  SamplingParams min_tokens = greedy;
+  min_tokens.min_tokens = 3;
+  check(min_tokens, 1, false);  // eos masked: sample() picks token 1
+  check(min_tokens, 3, true);   // reached: nothing masked
+  SamplingParams ignore = min_tokens;
+  ignore.ignore_eos = true;
+  check(ignore, 1, true);  // under ignore_eos eos is not masked
+  ignore.stop_token_ids = {1};
+  check(ignore, 1, false);  // stop ids are masked until min_tokens
+}
