@@ -10,15 +10,7 @@ mkdir -p "$out"
 shape=${1:-llama-8b}
 skip=${2:-3400}
 count=${3:-40}
-c=.device-carry/pack
-if [ -f .device-carry/pack.tar.xz ] && [ ! -d "$c" ]; then mkdir -p "$c"; tar -C "$c" -xJf .device-carry/pack.tar.xz; fi
-extra=/usr/local/cuda/lib64
-for lib in libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
-  [ -e "/usr/local/cuda/lib64/$lib" ] && continue
-  found=$(find / -xdev -name "$lib" 2>/dev/null | head -1)
-  [ -n "$found" ] && extra="$extra:$(dirname "$found")"
-done
-export LD_LIBRARY_PATH="$c/lib:$extra:${LD_LIBRARY_PATH:-}"
+. bench/cuda_device_env.sh
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 "$ncu" --clock-control none --launch-skip "$skip" --launch-count "$count" --csv --print-units base \
   --metrics gpu__time_duration.sum,dram__bytes_read.sum,launch__grid_size,launch__block_size \

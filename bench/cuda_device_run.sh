@@ -7,17 +7,7 @@
 set -u
 out=${OUT:-device-out}
 mkdir -p "$out"
-c=.device-carry/pack
-if [ -f .device-carry/pack.tar.xz ]; then rm -rf "$c"; mkdir -p "$c"; tar -C "$c" -xJf .device-carry/pack.tar.xz; fi
-# cuBLAS (and NCCL, which the binary links) are the host's, as on any GPU
-# host: the CUDA toolkit's, else PyTorch's wheels.
-extra=/usr/local/cuda/lib64
-for lib in libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
-  [ -e "/usr/local/cuda/lib64/$lib" ] && continue
-  found=$(find / -xdev -name "$lib" 2>/dev/null | head -1)
-  [ -n "$found" ] && extra="$extra:$(dirname "$found")"
-done
-export LD_LIBRARY_PATH="$c/lib:$extra:${LD_LIBRARY_PATH:-}"
+fresh=1 . bench/cuda_device_env.sh
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv; date -u; } 2>&1 | tee "$out/device.txt"
 echo "== kernels_cuda_test"
 "$c/kernels_cuda_test" 2>&1 | tee "$out/kernels_cuda_test.log"

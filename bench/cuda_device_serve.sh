@@ -7,15 +7,7 @@
 set -u
 out=${OUT:-device-out}
 mkdir -p "$out"
-c=.device-carry/pack
-if [ ! -x "$c/llmctl" ]; then rm -rf "$c"; mkdir -p "$c"; tar -C "$c" -xJf .device-carry/pack.tar.xz; fi
-extra=/usr/local/cuda/lib64
-for lib in libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
-  [ -e "/usr/local/cuda/lib64/$lib" ] && continue
-  found=$(find / -xdev -name "$lib" 2>/dev/null | head -1)
-  [ -n "$found" ] && extra="$extra:$(dirname "$found")"
-done
-export LD_LIBRARY_PATH="$c/lib:$extra:${LD_LIBRARY_PATH:-}"
+. bench/cuda_device_env.sh
 shape=${1:-llama-3.2-1b}
 model=/tmp/llmctl-bench-$shape
 [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" >/dev/null

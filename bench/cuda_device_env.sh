@@ -1,0 +1,18 @@
+# Sourced by the bench/cuda_device_*.sh scripts on the GPU machine: unpacks
+# .device-carry/pack.tar.xz (from bench/cuda_device_pack.sh) into $c when
+# `fresh` is set or nothing is unpacked yet, and points the loader at the
+# pack's lib/ and at the host's cuBLAS and NCCL (the CUDA toolkit's, else
+# PyTorch's wheels), as on any GPU host.
+c=.device-carry/pack
+if [ -f .device-carry/pack.tar.xz ] && { [ -n "${fresh:-}" ] || [ ! -d "$c" ]; }; then
+  rm -rf "$c"
+  mkdir -p "$c"
+  tar -C "$c" -xJf .device-carry/pack.tar.xz
+fi
+extra=/usr/local/cuda/lib64
+for lib in libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
+  [ -e "/usr/local/cuda/lib64/$lib" ] && continue
+  found=$(find / -xdev -name "$lib" 2>/dev/null | head -1)
+  [ -n "$found" ] && extra="$extra:$(dirname "$found")"
+done
+export LD_LIBRARY_PATH="$c/lib:$extra:${LD_LIBRARY_PATH:-}"
