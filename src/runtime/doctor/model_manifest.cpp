@@ -1,7 +1,5 @@
 #include "runtime/doctor/model_manifest.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +7,8 @@
 #include <memory>
 
 #include <fmt/format.h>
+
+#include "common/file_digest.h"
 
 namespace llmctl::doctor {
 
@@ -33,25 +33,6 @@ ModelManifest ModelManifest::from_json(const nlohmann::json& j) {
     m.files.push_back(std::move(e));
   }
   return m;
-}
-
-Result<std::string> sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found(fmt::format("cannot open {}", path));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(in.gcount()));
-  }
-  if (in.bad()) return Status::io_error(fmt::format("reading {}", path));
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
 }
 
 Result<ModelManifest> build_model_manifest(const std::string& folder, bool with_checksums) {

@@ -32,7 +32,4 @@ Result<ModelManifest> build_model_manifest(const std::string& folder, bool with_
 // "missing config.json; model.safetensors is 10 bytes, here 12; extra foo.bin".
 std::vector<std::string> diff_manifests(const ModelManifest& reference, const ModelManifest& other);
 
-// SHA-256 of a file in lowercase hex.
-Result<std::string> sha256_file(const std::string& path);
-
 }  // namespace llmctl::doctor

@@ -1,7 +1,5 @@
 #include "runtime/remote/bundle.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -11,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "common/file_digest.h"
+
 namespace llmctl::remote {
 
 namespace fs = std::filesystem;
@@ -19,28 +19,6 @@ std::uint64_t Bundle::total_size() const {
   std::uint64_t total = 0;
   for (const auto& f : files) total += f.size;
   return total;
-}
-
-Result<std::string> sha256_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return Status::io_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, std::fclose);
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    return Status::internal("cannot initialise SHA-256");
-  std::vector<unsigned char> buf(1 << 20);
-  for (;;) {
-    size_t n = std::fread(buf.data(), 1, buf.size(), f);
-    if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buf.data(), n);
-  }
-  if (std::ferror(f)) return Status::io_error(fmt::format("reading {}: {}", path, std::strerror(errno)));
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
 }
 
 Result<Bundle> bundle_of(const std::string& binary) {

@@ -30,7 +30,4 @@ Result<Bundle> local_bundle();
 // The bundle rooted at `binary` (tests, and `up` from a bundle's copy).
 Result<Bundle> bundle_of(const std::string& binary);
 
-// SHA-256 of a file, lowercase hex.
-Result<std::string> sha256_file(const std::string& path);
-
 }  // namespace llmctl::remote

@@ -16,12 +16,14 @@
 
 #include <doctest/doctest.h>
 
+#include "common/file_digest.h"
 #include "runtime/remote/bundle.h"
 #include "runtime/remote/host_probe.h"
 #include "runtime/remote/ssh_session.h"
 
 namespace fs = std::filesystem;
 using namespace llmctl::remote;
+using llmctl::sha256_file;
 
 namespace {
 
