@@ -13,7 +13,7 @@ _llmctl() {
   case "$cmd" in
     "") COMPREPLY=($(compgen -W "doctor start stop status nodes up down exec serve generate tokenize chat-template logs bench version config completion --help -h --version -V --state-dir --log-level --verbose -v" -- "$cur")) ;;
     doctor)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --peers --address --token --model --node-ip-address --listen --deep --json" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --peers --address --token --model --node-ip-address --listen --deep --json --local --outbound --accept-new-host-keys --connect-timeout" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     start)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --head --address --token --node-ip-address --node-name --port --dashboard-port --num-gpus --num-cpus --resources --config --tls-cert --tls-key --tls-ca --heartbeat-period-ms --num-missed-heartbeats --state-dir --block" -- "$cur"));
@@ -28,7 +28,7 @@ _llmctl() {
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --address --token --config --tls-ca --state-dir --json" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     up)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --yes -y --dry-run --accept-new-host-keys --timeout --connect-timeout --json --state-dir" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --yes -y --dry-run --accept-new-host-keys --timeout --connect-timeout --json --skip-doctor --state-dir" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     down)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --keep-state --yes -y --accept-new-host-keys --connect-timeout --state-dir" -- "$cur"));

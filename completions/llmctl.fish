@@ -26,6 +26,10 @@ complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l node-ip-address -d
 complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l listen -d 'Open listeners on the cluster ports and answer peers'\'' probes until Ctrl-C'
 complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l deep -d 'With --model: compare SHA-256 checksums, not only file sizes'
 complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l json -d 'Print {"checks":[...],"summary":{...}}'
+complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l local -d 'With cluster.toml: only this node'\''s checks, with the file'\''s ports and [env]'
+complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l outbound -d 'With cluster.toml and --token: this node against the other hosts'\'' running listeners only'
+complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l accept-new-host-keys -d 'With cluster.toml: trust host keys seen for the first time'
+complete -c llmctl -n '__fish_seen_subcommand_from doctor' -l connect-timeout -d 'With cluster.toml: seconds to connect and authenticate per host'
 complete -c llmctl -n '__fish_seen_subcommand_from doctor' -F
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l help -d 'Print this help message and exit'
 complete -c llmctl -n '__fish_seen_subcommand_from start' -l head -d 'Start the head daemon and an agent for this node; prints the join command'
@@ -75,6 +79,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from up' -l accept-new-host-keys -
 complete -c llmctl -n '__fish_seen_subcommand_from up' -l timeout -d 'Seconds to wait for every node to be Active'
 complete -c llmctl -n '__fish_seen_subcommand_from up' -l connect-timeout -d 'Seconds to connect and authenticate per host'
 complete -c llmctl -n '__fish_seen_subcommand_from up' -l json -d 'Print a JSON summary (progress goes to stderr)'
+complete -c llmctl -n '__fish_seen_subcommand_from up' -l skip-doctor -d 'Do not run the doctor'\''s local checks on the hosts before starting'
 complete -c llmctl -n '__fish_seen_subcommand_from up' -l state-dir -d 'Where this machine keeps the cluster'\''s token (same as the global flag)'
 complete -c llmctl -n '__fish_seen_subcommand_from up' -F
 complete -c llmctl -n '__fish_seen_subcommand_from down' -l help -d 'Print this help message and exit'

@@ -2,12 +2,16 @@
 //   llmctl doctor                          local checks of this node
 //   llmctl doctor --listen [--token T]     answer other nodes' checks until Ctrl-C
 //   llmctl doctor --peers h1,h2 --token T  local checks + checks against peers' listeners
-//   llmctl doctor cluster.toml             ports/env/nodes from the file; peers with listeners
+//   llmctl doctor cluster.toml             every host of the file over SSH: its own checks, then every
+//                                          pair through listeners started there (remote::cluster_doctor)
+//   llmctl doctor cluster.toml --local     what that runs on each host: this node's checks with the file's settings
+//   llmctl doctor cluster.toml --outbound  ... and this node against the other hosts' running listeners
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -23,6 +27,7 @@
 #include "runtime/doctor/doctor_service.h"
 #include "runtime/doctor/node_facts.h"
 #include "runtime/doctor/peer_checker.h"
+#include "runtime/remote/cluster_doctor.h"
 
 namespace llmctl::cli {
 namespace {
@@ -37,6 +42,10 @@ struct DoctorOptions {
   bool listen = false;
   bool deep = false;
   bool json = false;
+  bool local = false;
+  bool outbound = false;
+  bool accept_new_host_keys = false;
+  double connect_timeout_s = 10;
 };
 
 std::vector<std::string> split_list(const std::string& text) {
@@ -78,6 +87,24 @@ int print_report(const std::vector<netcheck::CheckResult>& results, bool json) {
   return netcheck::summarize(results).fail > 0 ? kExitFailure : kExitOk;
 }
 
+// `doctor cluster.toml` without a mode: the doctor on every host over SSH.
+int run_cluster_doctor(const DoctorOptions& o, const ClusterConfig& config) {
+  std::ifstream in(o.config, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return report_error("doctor", Status::io_error(fmt::format("cannot read {}", o.config)));
+  remote::ClusterDoctorOptions options;
+  options.config_text = text.str();
+  options.accept_new_host_keys = o.accept_new_host_keys;
+  options.connect_timeout_s = o.connect_timeout_s;
+  // Progress to stderr: stdout is the report (one JSON document with --json).
+  options.print = [](const std::string& line) {
+    fmt::print(stderr, "{}\n", line);
+    std::fflush(stderr);
+  };
+  return print_report(remote::cluster_doctor(config, options), o.json);
+}
+
 int run_listen(const doctor::DoctorServiceOptions& service_options, const netcheck::HostView& host) {
   auto service = doctor::DoctorService::start(service_options, host);
   if (!service.is_ok()) return report_error("doctor", service.status());
@@ -110,6 +137,13 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
   if (o.listen && !o.peers.empty()) {
     return report_error("doctor", Status::invalid_argument("--listen and --peers are separate runs: listen on every node, check from one"));
   }
+  if ((o.local || o.outbound) && o.config.empty())
+    return report_error("doctor", Status::invalid_argument("--local and --outbound need cluster.toml"));
+  // --outbound --peers: exactly those peers (addresses), instead of the file's names.
+  if (o.local + o.outbound + o.listen + (!o.peers.empty() && !o.outbound) > 1)
+    return report_error("doctor", Status::invalid_argument("--local, --outbound, --listen and --peers are separate runs"));
+  if (o.outbound && o.token.empty())
+    return report_error("doctor", Status::invalid_argument("--outbound needs --token (or LLMCTL_TOKEN): the listeners' token"));
   if (!o.address.empty()) {
     return report_error("doctor", Status::unimplemented(
                                       "--address needs the cluster control plane (issue #8); use --peers with `llmctl doctor --listen` on each node"));
@@ -127,13 +161,14 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
   if (from_config) {
     auto config = load_cluster_config(o.config);
     if (!config.is_ok()) return report_error("doctor", config.status().with_context(o.config));
+    if (!o.local && !o.outbound && !o.listen && o.peers.empty()) return run_cluster_doctor(o, *config);
     probe.ports = config->ports;
     probe.env = config->env;
     const NodeConfig* self = find_self(*config, host);
     if (self != nullptr && probe.node_ip.empty()) probe.node_ip = self->node_ip;
     if (self != nullptr && !self->state_dir.empty() && global.state_dir.empty()) probe.state_dir = self->state_dir;
     for (const auto* node : config->nodes()) {
-      if (node == self) continue;
+      if (node == self || (o.outbound && !o.peers.empty())) continue;
       std::string target = node->node_ip.empty() ? node->host : node->node_ip;
       if (std::find(peers.begin(), peers.end(), target) == peers.end()) peers.push_back(target);
     }
@@ -155,14 +190,19 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
   }
 
   doctor::raise_open_file_limit();
-  std::vector<netcheck::CheckResult> results = netcheck::run_local_checks(host, probe);
-  if (from_config) {
-    results.push_back({probe.node_name, "cluster.ssh", netcheck::CheckStatus::kSkip,
-                       "starting listeners on the nodes over SSH comes with `llmctl up` (issue #10); nodes without a "
-                       "running listener are skipped",
-                       "on each node: llmctl doctor --listen --token <token>, then rerun with --token <token>"});
+  if (o.outbound) {
+    // The other hosts' listeners hold their ports; ours holds this host's, so no local checks here.
+    doctor::PeerCheckOptions peer_options;
+    peer_options.peers = peers;
+    peer_options.token = token;
+    peer_options.local = probe;
+    peer_options.model_path = o.model;
+    peer_options.deep = o.deep;
+    peer_options.outbound_only = true;
+    return print_report(doctor::check_peers(host, peer_options, nullptr), o.json);
   }
-  if (!peers.empty()) {
+  std::vector<netcheck::CheckResult> results = netcheck::run_local_checks(host, probe);
+  if (!peers.empty() && !o.local) {
     if (token.empty()) {
       if (!from_config) return report_error("doctor", Status::invalid_argument("--peers needs --token (or LLMCTL_TOKEN)"));
       results.push_back({probe.node_name, "peer.connect", netcheck::CheckStatus::kSkip,
@@ -193,7 +233,7 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
 void register_doctor(CLI::App& app, CliContext& ctx) {
   auto o = std::make_shared<DoctorOptions>();
   CLI::App* cmd = app.add_subcommand("doctor", "Check ports, hostnames, NICs, GPUs and limits on this node or the cluster");
-  cmd->add_option("config", o->config, "cluster.toml: its ports, [env] and nodes (nodes must run `doctor --listen`)");
+  cmd->add_option("config", o->config, "cluster.toml: check every host of it over SSH (as `llmctl up` reaches them)");
   cmd->add_option("--peers", o->peers, "Comma-separated peers (HOST or HOST:PORT) running `llmctl doctor --listen`");
   cmd->add_option("--address", o->address, "A running cluster's head (HOST:PORT) whose nodes to check");
   cmd->add_option("--token", o->token, "Cluster token for --listen, --peers and --address")->envname("LLMCTL_TOKEN");
@@ -202,11 +242,18 @@ void register_doctor(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--listen", o->listen, "Open listeners on the cluster ports and answer peers' probes until Ctrl-C");
   cmd->add_flag("--deep", o->deep, "With --model: compare SHA-256 checksums, not only file sizes");
   cmd->add_flag("--json", o->json, "Print {\"checks\":[...],\"summary\":{...}}");
+  cmd->add_flag("--local", o->local, "With cluster.toml: only this node's checks, with the file's ports and [env]");
+  cmd->add_flag("--outbound", o->outbound,
+                "With cluster.toml and --token: this node against the other hosts' running listeners only");
+  cmd->add_flag("--accept-new-host-keys", o->accept_new_host_keys, "With cluster.toml: trust host keys seen for the first time");
+  cmd->add_option("--connect-timeout", o->connect_timeout_s, "With cluster.toml: seconds to connect and authenticate per host")
+      ->capture_default_str();
   cmd->footer(
       "Examples:\n"
       "  llmctl doctor                                   this node\n"
       "  llmctl doctor --listen --token T                on every other node, then:\n"
       "  llmctl doctor --peers lf002,lf003 --token T     reachability both ways, names, versions, clocks\n"
+      "  llmctl doctor cluster.toml                      all of that on every host of the file, over SSH\n"
       "Exit status: 0 when nothing failed, 1 when a check failed, 2 on usage errors.");
   cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_doctor(ctx.global, *o); }; });
 }

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -17,7 +19,7 @@ namespace {
 
 struct UpOptions {
   std::string config;
-  bool yes = false, dry_run = false, accept_new_host_keys = false, json = false;
+  bool yes = false, dry_run = false, accept_new_host_keys = false, json = false, skip_doctor = false;
   double timeout_s = 120, connect_timeout_s = 10;
 };
 
@@ -54,6 +56,13 @@ int run_up(const UpOptions& o, const GlobalOptions& global) {
   lo.timeout_s = o.timeout_s;
   lo.connect_timeout_s = o.connect_timeout_s;
   lo.local_state_dir = resolve_state_dir(global);
+  lo.skip_doctor = o.skip_doctor;
+  {
+    std::ifstream in(o.config, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    lo.config_text = text.str();
+  }
   // Progress goes to stderr with --json so stdout stays one JSON document.
   std::FILE* progress = o.json ? stderr : stdout;
   lo.print = [progress](const std::string& line) {
@@ -91,6 +100,9 @@ int run_up(const UpOptions& o, const GlobalOptions& global) {
     if (r.failed_stage == "pre-flight")
       fmt::print(stderr, "llmctl up: pre-flight failed on {} host(s); nothing was started or changed anywhere\n",
                  r.errors.size());
+    if (r.failed_stage == "doctor")
+      fmt::print(stderr, "llmctl up: the doctor's checks failed (above); nothing was started. Fix them, or pass "
+                         "--skip-doctor to start anyway\n");
     return kExitFailure;
   }
   if (r.aborted) {
@@ -113,6 +125,7 @@ void register_up(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--connect-timeout", o->connect_timeout_s, "Seconds to connect and authenticate per host")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print a JSON summary (progress goes to stderr)");
+  cmd->add_flag("--skip-doctor", o->skip_doctor, "Do not run the doctor's local checks on the hosts before starting");
   cmd->add_option("--state-dir", ctx.global.state_dir, "Where this machine keeps the cluster's token (same as the global flag)");
   cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_up(*o, ctx.global); }; });
 }

@@ -17,12 +17,16 @@ Checks, in order:
 5. lf003 dropped from the file: --dry-run changes nothing; `up --json`
    stops lf003 and removes its state dir.
 6. `down --keep-state` keeps state dirs and token; `up` brings it back.
+6b. `up` from a changed llmctl (this binary with bytes appended): uploads it
+   and restarts every daemon that runs the old one, the head first, each now
+   running the new bytes; `up` again changes nothing.
 7. `down`: no llmctl process left for any node, state dirs removed.
 Skips (77) only without namespaces or sshd. Everything is torn down on exit."""
 
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -244,6 +248,40 @@ def run(tmp, lab, nodes_root):
         assert json.load(f)["token"] == token
     assert active_nodes(shrunk) == ["lf001", "lf002", "lf004"]
     print("ok: down --keep-state keeps state and token; up brings the cluster back")
+
+    # 6b. A changed binary: uploaded, and every daemon running the old one restarted, the head first.
+    v2 = os.path.join(tmp, "v2", "llmctl")
+    os.makedirs(os.path.dirname(v2))
+    shutil.copy2(LLMCTL, v2)
+    with open(v2, "ab") as f:
+        f.write(b"\0llmctl up_cluster test: another build\0")
+    old = {n: (pid_of(n, "head"), pid_of(n, "agent")) for n in ("lf001", "lf002", "lf004")}
+    start = time.time()
+    r = client.run([v2, "up", shrunk, "--yes", "--timeout", "60"], env=env, timeout=120)
+    print(f"$ v2/llmctl up {shrunk} --yes  -> {r.returncode} in {time.time() - start:.1f}s")
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    out = r.stdout
+    reason = "(it runs another llmctl than this one)"
+    assert f"lf001: restarting the head at {head_ip}:6379 {reason}" in out, out
+    for n in ("lf002", "lf004"):
+        assert f"{n}: uploading llmctl" in out and f"{n}: restarting the agent, joining {head_ip}:6379 {reason}" in out, out
+        assert out.index("lf001: restarting the head") < out.index(f"{n}: restarting the agent"), out
+    assert 'Cluster "uptest" is up: 3 node(s) Active.' in out, out
+    for n in ("lf001", "lf002", "lf004"):
+        assert sha256(os.path.join(install(n), "llmctl")) == sha256(v2), n
+        daemons = ("head", "agent") if n == "lf001" else ("agent",)
+        for i, d in enumerate(("head", "agent")):
+            if d not in daemons:
+                continue
+            pid = pid_of(n, d)
+            assert pid and pid != old[n][i] and not alive(old[n][i]), (n, d, pid, old[n])
+            assert sha256(f"/proc/{pid}/exe") == sha256(v2), f"{n}'s {d} does not run the new binary"
+    with open(record) as f:
+        assert json.load(f)["token"] == token
+    assert active_nodes(shrunk) == ["lf001", "lf002", "lf004"]
+    r = client.run([v2, "up", shrunk, "--yes"], env=env, timeout=120)
+    assert r.returncode == 0 and 'is up; nothing changed' in r.stdout, f"{r.returncode} {r.stdout} {r.stderr}"
+    print("ok: a changed binary is uploaded and every daemon restarted on it, the head first")
 
     # 7. down: no llmctl process left for any node; state dirs gone, binaries kept.
     r = llmctl("down", shrunk, "--yes")

@@ -325,6 +325,7 @@ void Checker::check_names(std::vector<Peer*>& peers) {
     if (!n.name.empty() && n.name != local_.hostname) local_found.emplace(n.name, host_.resolve(n.name));
   }
   judge(o_.local.node_name, local_found, local_.hostname);
+  if (o_.outbound_only) return;
 
   for (auto* p : peers) {
     Json names = Json::array();
@@ -384,8 +385,10 @@ std::vector<CheckResult> Checker::run() {
                     peer->facts.address, after - before));
     check_versions_and_clock(*peer, offset_ms);
     check_reach(*peer);
-    check_reach_back(*peer);
-    check_remote_local(*peer);
+    if (!o_.outbound_only) {
+      check_reach_back(*peer);
+      check_remote_local(*peer);
+    }
     if (!o_.model_path.empty()) check_model(*peer, local_manifest);
     connected.push_back(peer.get());
     peers.push_back(std::move(peer));

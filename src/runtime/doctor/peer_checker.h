@@ -32,6 +32,11 @@ struct PeerCheckOptions {
   bool deep = false;
   // cluster.toml mode: a peer with no listener is "skip" (not started yet), not "fail".
   bool missing_listener_is_skip = false;
+  // Only what this node sees of its peers: connect, reach.*, versions, clock,
+  // and names.resolve as this node resolves them. `doctor cluster.toml` runs
+  // this on every host, so every pair is checked both ways without a host
+  // running its own listener twice.
+  bool outbound_only = false;
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds port_timeout{1000};
   std::chrono::milliseconds call_timeout{15000};

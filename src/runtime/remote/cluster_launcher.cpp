@@ -19,7 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/remote/bundle.h"
+#include "runtime/remote/cluster_doctor.h"
 #include "runtime/remote/host_probe.h"
+#include "runtime/remote/remote_llmctl.h"
 #include "runtime/remote/ssh_session.h"
 
 namespace llmctl::remote {
@@ -38,34 +40,12 @@ struct Target {
   HostFacts facts;
   std::vector<const BundleFile*> to_upload;
   std::string action;    // what up will do / did
+  std::string restart_reason;
   bool uploaded = false;
   std::string state;
 };
 
 std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
-
-// Runs fn(i) for every index on its own thread and waits for all.
-template <typename Fn>
-void for_each_parallel(size_t n, Fn fn) {
-  std::vector<std::thread> threads;
-  threads.reserve(n);
-  for (size_t i = 0; i < n; ++i) threads.emplace_back([&fn, i] { fn(i); });
-  for (auto& t : threads) t.join();
-}
-
-Result<std::string> resolve_ipv4(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* list = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &list); rc != 0 || !list)
-    return Status::not_found(fmt::format("cannot resolve host '{}' here to an address to advertise ({}); set node_ip",
-                                         host, rc ? ::gai_strerror(rc) : "no address"));
-  char text[INET_ADDRSTRLEN] = "";
-  ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(list->ai_addr)->sin_addr, text, sizeof text);
-  ::freeaddrinfo(list);
-  return std::string(text);
-}
 
 std::string new_token() {
   unsigned char bytes[32];
@@ -73,24 +53,6 @@ std::string new_token() {
   std::string hex;
   for (unsigned char b : bytes) hex += fmt::format("{:02x}", b);
   return hex;
-}
-
-SshOptions ssh_options(const NodeConfig& node, const LaunchOptions& o) {
-  SshOptions s;
-  s.host = node.host;
-  s.port = node.ssh.port;
-  s.user = node.ssh.user;
-  s.key_file = node.ssh.key;
-  s.known_hosts_file = o.known_hosts_file;
-  s.accept_new_host_keys = o.accept_new_host_keys;
-  s.connect_timeout_s = o.connect_timeout_s;
-  return s;
-}
-
-std::string binary(const NodeConfig& n) { return remote_path(n.install_dir) + "/llmctl"; }
-
-std::string llmctl_command(const NodeConfig& n) {
-  return binary(n) + " --state-dir " + remote_path(n.state_dir);
 }
 
 // The start command's flags for a node's resources and identity.
@@ -102,12 +64,8 @@ std::string node_flags(const Target& t) {
   return f;
 }
 
-// The token arrives on stdin so it never shows in a process list on the host.
-std::string with_token_and_env(const ClusterConfig& c, const std::string& command) {
-  std::string out = "read -r LLMCTL_TOKEN && export LLMCTL_TOKEN && exec ";
-  if (!c.env.empty()) out += "env ";
-  for (const auto& [k, v] : c.env) out += fmt::format("{} ", shell_quote(k + "=" + v));
-  return out + command;
+SshOptions ssh_options(const NodeConfig& node, const LaunchOptions& o) {
+  return ssh_options_for(node, o.known_hosts_file, o.accept_new_host_keys, o.connect_timeout_s);
 }
 
 std::string stop_command(const NodeConfig& n) {
@@ -115,18 +73,13 @@ std::string stop_command(const NodeConfig& n) {
   return fmt::format(
       "if [ -x {0} ]; then {1} stop; else for f in agent head; do p=$(cat {2}/$f.pid 2>/dev/null) && "
       "kill \"$p\" 2>/dev/null; done; true; fi",
-      binary(n), llmctl_command(n), remote_path(n.state_dir));
+      remote_binary(n), llmctl_command(n), remote_path(n.state_dir));
 }
 
-std::string first_line(const std::string& text) {
-  std::string s = text;
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string command_failure(const CommandResult& r) {
-  std::string why = first_line(r.stderr_text.empty() ? r.stdout_text : r.stderr_text);
-  return fmt::format("exit status {}{}{}", r.exit_code, why.empty() ? "" : ": ", why);
+// Stops a node's daemons ahead of its start command; before the token is read
+// (with_token_and_env execs the command, so nothing may follow it).
+std::string restart_prefix(const Target& t) {
+  return t.action == "restart" ? llmctl_command(t.node) + " stop </dev/null >/dev/null 2>&1; " : std::string();
 }
 
 // --- the launching machine's record ----------------------------------------
@@ -221,14 +174,9 @@ Status check_host(Target& t, const ClusterConfig& c, const Bundle& bundle) {
   if (t.facts.os_arch != local)
     problems.push_back(fmt::format("wrong OS/architecture: the host is {}, this llmctl is built for {}",
                                    t.facts.os_arch, local));
+  t.to_upload = files_to_upload(t.facts, bundle);
   std::uint64_t need = 0;
-  for (const auto& f : bundle.files) {
-    auto it = t.facts.sha256.find(f.relative_path);
-    if (it == t.facts.sha256.end() || it->second != f.sha256) {
-      t.to_upload.push_back(&f);
-      need += f.size;
-    }
-  }
+  for (const BundleFile* f : t.to_upload) need += f->size;
   // Each file is written beside its old copy, then renamed over it.
   if (need > 0) need += 16u << 20;
   if (need > 0 && t.facts.free_bytes >= 0 && static_cast<std::uint64_t>(t.facts.free_bytes) < need)
@@ -244,31 +192,7 @@ Status check_host(Target& t, const ClusterConfig& c, const Bundle& bundle) {
 }
 
 Status upload(Target& t, Printer& print) {
-  std::string inst = remote_path(t.node.install_dir);
-  for (const BundleFile* f : t.to_upload) {
-    std::string dest = inst + "/" + shell_quote(f->relative_path);
-    std::string command = fmt::format("mkdir -p {0}/lib && cat > {1}.upload && chmod {2} {1}.upload && "
-                                      "mv -f {1}.upload {1} && sha256sum {1}",
-                                      inst, dest, f->executable ? "755" : "644");
-    print(fmt::format("{}: uploading {} ({})", t.node.host, f->relative_path, mib(f->size)));
-    int shown = 0;
-    auto r = t.session->run_with_file(
-        command, f->local_path,
-        [&](std::uint64_t sent, std::uint64_t total) {
-          int quarter = total ? static_cast<int>(sent * 4 / total) : 4;
-          if (quarter > shown && quarter < 4) print(fmt::format("{}: {} {}%", t.node.host, f->relative_path, quarter * 25));
-          shown = std::max(shown, quarter);
-        },
-        120);
-    if (!r.is_ok()) return r.status().with_context(fmt::format("uploading {}", f->relative_path));
-    if (r->exit_code != 0)
-      return Status::io_error(fmt::format("{}: uploading {} to {}: {}", t.session->target(), f->relative_path,
-                                          t.node.install_dir, command_failure(*r)));
-    if (r->stdout_text.rfind(f->sha256, 0) != 0)
-      return Status::io_error(fmt::format("{}: {} arrived with another SHA-256 ({}) than sent ({})", t.session->target(),
-                                           f->relative_path, r->stdout_text.substr(0, 64), f->sha256));
-    print(fmt::format("{}: {} uploaded, SHA-256 checked", t.node.host, f->relative_path));
-  }
+  RETURN_IF_ERROR(upload_bundle(*t.session, t.node, t.to_upload, [&print](const std::string& line) { print(line); }));
   t.uploaded = !t.to_upload.empty();
   return Status::ok();
 }
@@ -427,12 +351,24 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
 
   std::vector<std::string> plan;
   bool any_change = !removed.empty();
+  const std::string& new_sha = bundle->files.front().sha256;
+  // A daemon whose executable is not this llmctl (uploaded now or by an
+  // earlier `up` or `doctor`) runs an old binary; unreadable: assume current.
+  auto runs_old_binary = [&](const Target& t) {
+    auto old = [&](pid_t pid, const std::string& sha) { return pid != 0 && !sha.empty() && sha != new_sha; };
+    return old(t.facts.head_pid, t.facts.head_exe_sha256) || old(t.facts.agent_pid, t.facts.agent_exe_sha256);
+  };
   for (auto& t : targets) {
     bool daemon = t.role == "head" ? head_running : t.facts.agent_pid != 0;
+    t.restart_reason.clear();
     if (!daemon) {
       t.action = "start";
     } else if (t.role == "worker" && !head_running) {
-      t.action = "restart";  // its agent belongs to a head that no longer runs
+      t.action = "restart";
+      t.restart_reason = "its agent belongs to a head that no longer runs";
+    } else if (runs_old_binary(t)) {
+      t.action = "restart";
+      t.restart_reason = "it runs another llmctl than this one";
     } else {
       t.action = "running";
     }
@@ -444,11 +380,14 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
                                          for (auto* f : t.to_upload) s += f->size;
                                          return s;
                                        }()));
-    plan.push_back(fmt::format("  {:<16} {:<6} {:<15} {}; {}", t.node.host, t.role, t.address, up,
-                               t.action == "running" ? "already running" : t.action));
+    // Only when the daemon's executable could not be read (else it is restarted).
     if (t.action == "running" && !t.to_upload.empty())
       rep.notices.push_back(fmt::format("{} keeps running the llmctl it started with; `llmctl down` then `up` "
                                         "runs the uploaded one", t.node.host));
+    plan.push_back(fmt::format("  {:<16} {:<6} {:<15} {}; {}", t.node.host, t.role, t.address, up,
+                               t.action == "running" ? std::string("already running")
+                               : t.action == "restart" ? "restart (" + t.restart_reason + ")"
+                                                       : t.action));
   }
   for (auto& t : removed)
     plan.push_back(fmt::format("  {:<16} {:<6} {:<15} stop (no longer in the file)", t.node.host, t.role, t.address));
@@ -493,13 +432,52 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
     return rep;
   }
 
+  // 3b. The doctor's local checks where a daemon is to start (a running one
+  //     holds the ports they check); a failure stops up before anything starts.
+  if (!o.skip_doctor && !o.config_text.empty()) {
+    std::vector<Result<std::vector<netcheck::CheckResult>>> found(targets.size(), Status::not_found("not checked"));
+    std::vector<bool> checked(targets.size(), false);
+    for_each_parallel(targets.size(), [&](size_t i) {
+      Target& t = targets[i];
+      if (t.action != "start") return;
+      checked[i] = true;
+      found[i] = run_local_doctor(*t.session, t.node, o.config_text);
+    });
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (!checked[i]) continue;
+      const std::string& host = targets[i].node.host;
+      if (!found[i].is_ok()) {
+        rep.errors.push_back(fmt::format("{}: the doctor's checks did not run: {}", host, found[i].status().message()));
+        continue;
+      }
+      auto summary = netcheck::summarize(*found[i]);
+      print(fmt::format("{}: doctor: {} ok, {} warn, {} fail", host, summary.ok, summary.warn, summary.fail));
+      for (const auto& check : *found[i]) {
+        std::string line = fmt::format("{}: doctor {} {}{}", host, check.id, check.message,
+                                       check.fix.empty() ? "" : " (fix: " + check.fix + ")");
+        if (check.status == netcheck::CheckStatus::kFail) rep.errors.push_back(line);
+        if (check.status == netcheck::CheckStatus::kWarn) rep.notices.push_back(line);
+      }
+    }
+    if (!rep.errors.empty()) {
+      rep.failed_stage = "doctor";
+      outcomes(false);
+      return rep;
+    }
+  }
+
   // 4. The head, then the workers in parallel (and the removed ones stopped).
-  if (head.action == "start") {
-    print(fmt::format("{}: starting the head at {}", head.node.host, rep.head_address));
+  // A head that runs an old binary goes first: the control plane is then the
+  // newest part of the cluster, its state log and token carry over, and
+  // agents still running re-attach to it on their own before their own
+  // restart below.
+  if (head.action == "start" || head.action == "restart") {
+    print(fmt::format("{}: {} the head at {}{}", head.node.host, head.action == "start" ? "starting" : "restarting",
+                      rep.head_address, head.restart_reason.empty() ? "" : " (" + head.restart_reason + ")"));
     std::string command = llmctl_command(head.node) +
                           fmt::format(" start --head --port {} --dashboard-port {}", c.ports.head, c.ports.dashboard) +
                           node_flags(head);
-    auto r = head.session->run_with_input(with_token_and_env(c, command), token + "\n", 60);
+    auto r = head.session->run_with_input(restart_prefix(head) + with_token_and_env(c.env, command), token + "\n", 60);
     Status s = !r.is_ok() ? r.status()
                : r->exit_code != 0 ? Status::unavailable(fmt::format("{}: llmctl start --head: {}", head.session->target(), command_failure(*r)))
                                    : Status::ok();
@@ -528,11 +506,10 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
   for_each_parallel(targets.size(), [&](size_t i) {
     Target& t = targets[i];
     if (t.role == "head" || t.action == "running") return;
-    print(fmt::format("{}: {} the agent, joining {}", t.node.host, t.action == "restart" ? "restarting" : "starting",
-                      rep.head_address));
-    std::string command = (t.action == "restart" ? llmctl_command(t.node) + " stop >/dev/null; " : std::string()) +
-                          llmctl_command(t.node) + " start --address " + shell_quote(rep.head_address) + node_flags(t);
-    auto r = t.session->run_with_input(with_token_and_env(c, command), token + "\n", 60);
+    print(fmt::format("{}: {} the agent, joining {}{}", t.node.host, t.action == "restart" ? "restarting" : "starting",
+                      rep.head_address, t.restart_reason.empty() ? "" : " (" + t.restart_reason + ")"));
+    std::string command = llmctl_command(t.node) + " start --address " + shell_quote(rep.head_address) + node_flags(t);
+    auto r = t.session->run_with_input(restart_prefix(t) + with_token_and_env(c.env, command), token + "\n", 60);
     started[i] = !r.is_ok() ? r.status()
                  : r->exit_code != 0 ? Status::unavailable(fmt::format("{}: llmctl start: {}", t.session->target(), command_failure(*r)))
                                      : Status::ok();

@@ -3,7 +3,10 @@
 // up:   pre-flight on every host in parallel (connect, host key, auth, OS and
 //       architecture, free disk for the bundle, the head's port) — any failure
 //       stops here, before anything is changed anywhere; then the bundle is
-//       uploaded where its SHA-256 differs, the head started, the workers
+//       uploaded where its SHA-256 differs, the doctor's local checks run on
+//       every host that is to start a daemon (a failure stops up before
+//       anything starts), daemons running another binary are restarted (the
+//       head first), the head started, the workers
 //       started in parallel (workers dropped from the file since the last `up`
 //       are stopped), and the head is asked until every node is Active.
 // down: workers stopped in parallel, then the head; state dirs removed unless
@@ -32,6 +35,11 @@ struct LaunchOptions {
   double connect_timeout_s = 10; // per host
   std::string local_state_dir;   // where clusters/<name>.json is kept
   std::string known_hosts_file;  // empty: ~/.ssh/known_hosts
+  // up: cluster.toml's bytes, for the doctor's local checks on every host about
+  // to start a daemon (after the upload, before anything starts); a failing
+  // check stops up there. Empty or skip_doctor: not run.
+  std::string config_text;
+  bool skip_doctor = false;
   // Asked with the plan before anything changes; false aborts. Empty: go on.
   std::function<bool(const std::string& plan)> confirm;
   // Progress lines ("lf002: uploading llmctl ..."), from several threads, one call per line.

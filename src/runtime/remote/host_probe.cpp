@@ -25,7 +25,9 @@ std::string probe_command(const std::string& install_dir, const std::string& sta
       "d={0}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
       "printf 'disk_path=%s\\n' \"$d\"; printf 'df=%s\\n' \"$(df -Pk \"$d\" 2>/dev/null | tail -n 1)\"; "
       "for f in head agent; do p=$(cat {1}/$f.pid 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && "
-      "printf '%s_pid=%s\\n' $f \"$p\"; done; "
+      "printf '%s_pid=%s\\n' $f \"$p\" && "
+      // The running binary itself (the file may have been replaced since it started).
+      "printf '%s_exe=%s\\n' $f \"$(sha256sum /proc/$p/exe 2>/dev/null | cut -d' ' -f1)\"; done; "
       "[ -f {1}/cluster.json ] && printf 'cluster_json=%s\\n' \"$(tr -d '\\n' < {1}/cluster.json)\"; "
       "(cd {0} 2>/dev/null && sha256sum llmctl lib/* 2>/dev/null) | sed 's/^/sha=/'; "
       "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == \"0A\" {{ print \"listen=\" $2 }}'; true",
@@ -57,6 +59,8 @@ Result<HostFacts> parse_probe_output(const std::string& text) {
     } else if (key == "head_pid" || key == "agent_pid") {
       pid_t pid = static_cast<pid_t>(std::atol(value.c_str()));
       (key == "head_pid" ? f.head_pid : f.agent_pid) = pid;
+    } else if (key == "head_exe" || key == "agent_exe") {
+      (key == "head_exe" ? f.head_exe_sha256 : f.agent_exe_sha256) = value;
     } else if (key == "cluster_json") {
       f.cluster_json = value;
     } else if (key == "sha") {

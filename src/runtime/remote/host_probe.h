@@ -22,6 +22,10 @@ struct HostFacts {
   std::string disk_path;                      // nearest existing dir of the install dir
   std::int64_t free_bytes = -1;               // -1: df gave nothing usable
   pid_t head_pid = 0, agent_pid = 0;          // 0: not running
+  // SHA-256 of what the running daemons execute (/proc/PID/exe); empty: not
+  // running or unreadable. Differs from sha256["llmctl"] once a new binary
+  // was uploaded under a running daemon.
+  std::string head_exe_sha256, agent_exe_sha256;
   std::map<std::string, std::string> sha256;  // installed file (relative) -> hash
   std::string cluster_json;                   // the node's <state>/cluster.json, one line; empty: none
   std::set<int> listening_ports;              // TCP LISTEN sockets, v4 and v6
