@@ -12,8 +12,10 @@ maps lf001 to a wrong address. Checks:
    reach.node_range ok (so the listeners ran on every host); no listener is
    left running.
 2. The table (no --json) has a line per host for those findings.
-3. `up` on the file without `gone`: the doctor's pre-flight fails on lf002
-   and nothing starts; `up --skip-doctor` starts the cluster; `down` stops it.
+3. `up` on the file without `gone`, lf002's name now on 127.0.1.1 there: the
+   doctor's pre-flight fails on lf002 (its taken dashboard port is only a
+   notice on a worker) and nothing starts; `up --skip-doctor` starts the
+   cluster; `down` stops it.
 Skips (77) only without namespaces or sshd. Everything is torn down on exit."""
 
 import hashlib
@@ -166,11 +168,16 @@ def run(tmp, lab, nodes_root):
     assert ": uploading llmctl" not in r.stderr, r.stderr
     print("ok: the table names each failing host")
 
-    # 3. up runs the doctor's local checks first; --skip-doctor goes ahead anyway.
+    # 3. up runs the doctor's local checks first: lf002's name on 127.0.1.1 stops it; its taken
+    #    dashboard port is only a notice (only the head binds it); --skip-doctor goes ahead anyway.
+    hosts["lf002"].write_hosts(["127.0.1.1 lf002"] + [line for line in lines if not line.endswith(" lf002")])
     cfg = write("up.toml", ["lf002", "lf003"])
     r = llmctl("up", cfg, "--yes", "--timeout", "60")
     assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
-    assert "llmctl up: lf002: doctor ports.dashboard " in r.stderr and "python" in r.stderr, r.stderr
+    assert "llmctl up: lf002: doctor hostname.loopback " in r.stderr and "127.0.1.1" in r.stderr, r.stderr
+    assert "llmctl up: notice: lf002: doctor ports.dashboard " in r.stderr, r.stderr
+    assert "only the head binds it" in r.stderr and "python" in r.stderr, r.stderr
+    assert "llmctl up: lf001: doctor" not in r.stderr and "llmctl up: lf003: doctor" not in r.stderr, r.stderr
     assert "nothing was started" in r.stderr, r.stderr
     assert not [c for c in pids_under(nodes_root).values() if " head" in c or " agent" in c], pids_under(nodes_root)
     r = llmctl("up", cfg, "--yes", "--timeout", "60", "--skip-doctor")

@@ -82,6 +82,13 @@ std::string restart_prefix(const Target& t) {
   return t.action == "restart" ? llmctl_command(t.node) + " stop </dev/null >/dev/null 2>&1; " : std::string();
 }
 
+// The doctor's checks of ports only the head's services bind: a worker whose
+// port is taken still joins and works.
+bool binds_only_on_head(const std::string& check_id) {
+  return check_id == "ports.head" || check_id == "ports.dashboard" || check_id == "ports.client" ||
+         check_id == "ports.api";
+}
+
 // --- the launching machine's record ----------------------------------------
 
 struct Record {
@@ -455,8 +462,10 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
       for (const auto& check : *found[i]) {
         std::string line = fmt::format("{}: doctor {} {}{}", host, check.id, check.message,
                                        check.fix.empty() ? "" : " (fix: " + check.fix + ")");
-        if (check.status == netcheck::CheckStatus::kFail) rep.errors.push_back(line);
-        if (check.status == netcheck::CheckStatus::kWarn) rep.notices.push_back(line);
+        bool harmless = targets[i].role == "worker" && binds_only_on_head(check.id);
+        if (check.status == netcheck::CheckStatus::kFail && !harmless) rep.errors.push_back(line);
+        else if (check.status == netcheck::CheckStatus::kFail) rep.notices.push_back(line + "; only the head binds it");
+        else if (check.status == netcheck::CheckStatus::kWarn) rep.notices.push_back(line);
       }
     }
     if (!rep.errors.empty()) {
