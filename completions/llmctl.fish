@@ -111,7 +111,8 @@ complete -c llmctl -n '__fish_seen_subcommand_from serve' -l tp -d 'Tensor-paral
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l tensor-parallel-size -d 'Tensor-parallel ranks'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l pp -d 'Pipeline-parallel stages (only 1 for now)'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l pipeline-parallel-size -d 'Pipeline-parallel stages (only 1 for now)'
-complete -c llmctl -n '__fish_seen_subcommand_from serve' -l address -d 'Place the ranks on this cluster'\''s GPUs (HEAD:PORT)'
+complete -c llmctl -n '__fish_seen_subcommand_from serve' -l address -d 'Place ranks 1..tp-1 on this cluster (HEAD:PORT); the model and llmctl must be at the same paths on every node'
+complete -c llmctl -n '__fish_seen_subcommand_from serve' -l placement -d 'How --address spreads the ranks over nodes'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l token -d 'Cluster token for --address'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l restart -d 'Place the engine again when a rank dies'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -F

@@ -10,9 +10,12 @@
 #include <fmt/format.h>
 
 #include "cli/cli_context.h"
+#include "cli/cluster_rank_group.h"
 #include "cli/local_rank_group.h"
 #include "common/build_info.h"
 #include "common/logging.h"
+#include "runtime/control/daemon.h"
+#include "runtime/dist/rank_endpoint.h"
 #include "runtime/engine/engine_loader.h"
 #include "runtime/server/demo_model.h"
 #include "runtime/server/engine_backend.h"
@@ -25,7 +28,7 @@ namespace llmctl::cli {
 namespace {
 
 struct ServeOptions {
-  std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token;
+  std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token, placement = "pack";
   int port = 8000, max_num_seqs = 64, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
   double gpu_memory_utilization = 0.9;
   bool restart = false;
@@ -34,7 +37,9 @@ struct ServeOptions {
 int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   if (o.pp > 1) return report_error("serve", Status::unimplemented("pipeline parallel is not supported yet"));
   if (o.tp < 1) return report_error("serve", Status::invalid_argument("--tp must be at least 1"));
-  if (!o.address.empty()) return report_error("serve", Status::unimplemented("--address: cluster serving is issue #9"));
+  if (!o.address.empty() && o.tp > 1 && o.device == "cuda") {
+    return report_error("serve", Status::unimplemented("--device cuda with --address: ranks across nodes run on CPUs (Gloo) only for now"));
+  }
   if (o.device == "cuda") return report_error("serve", Status::unimplemented("--device cuda: only the CPU backend exists yet"));
   if (o.port < 0 || o.port > 65535) return report_error("serve", Status::invalid_argument("--port must be 0..65535"));
   if (o.max_num_seqs < 1) return report_error("serve", Status::invalid_argument("--max-num-seqs must be at least 1"));
@@ -62,8 +67,29 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   // Ranks 1..tp-1 as child processes, declared before the backend so the
   // engine (which tells them to stop) is destroyed first.
   std::unique_ptr<LocalRankGroup> ranks;
+  std::unique_ptr<ClusterRankGroup> cluster_ranks;
   engine::EngineConfig config;
-  if (o.tp > 1) {
+  if (o.tp > 1 && !o.address.empty()) {
+    auto access = control::resolve_cluster_access(o.address, o.token, control::NodePaths(resolve_state_dir(global)));
+    if (!access.is_ok()) return report_error("serve", access.status());
+    ClusterRankGroupOptions co;
+    co.access = *access;
+    co.model_dir = model_dir;
+    co.name = fmt::format("serve {} tp={} (rank 0 on {})", name, o.tp, dist::local_host_name());
+    co.tp = o.tp;
+    co.device = "cpu";
+    co.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
+    co.strategy = o.placement == "spread" ? "SPREAD" : "PACK";
+    co.log_level = global.log_level;
+    std::fprintf(stderr, "placing tensor-parallel ranks 1..%d on the cluster at %s ...\n", o.tp - 1,
+                 access->address.c_str());
+    auto group = ClusterRankGroup::start(co);
+    if (!group.is_ok()) return report_error("serve", group.status());
+    cluster_ranks = std::move(group).value();
+    config.device = "cpu";
+    config.num_threads = co.threads_per_rank;
+    config.communicator = cluster_ranks->communicator();
+  } else if (o.tp > 1) {
     LocalRankGroupOptions ro;
     ro.model_dir = model_dir;
     ro.tp = o.tp;
@@ -126,20 +152,22 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   // A rank that exits ends the engine: /health turns 503 at once, the other
   // ranks (stuck in collectives with it) are killed, and the next step fails
   // its requests with the collective's error.
-  std::atomic<bool> watching{ranks != nullptr};
+  std::atomic<bool> watching{ranks != nullptr || cluster_ranks != nullptr};
   std::thread rank_watcher;
-  if (ranks) {
+  if (watching) {
     rank_watcher = std::thread([&] {
+      auto poll_exited = [&] { return ranks ? ranks->poll_exited() : cluster_ranks->poll_exited(); };
+      auto kill_all = [&] { ranks ? ranks->kill_all() : cluster_ranks->kill_all(); };
       while (watching) {
-        if (auto exited = ranks->poll_exited()) {
+        if (auto exited = poll_exited()) {
           logger("serve")->error("{}; the engine stops serving", *exited);
           std::fprintf(stderr, "llmctl serve: %s; the engine stops serving\n", exited->c_str());
-          backend.mark_dead();
-          ranks->kill_all();
+          backend.mark_dead(*exited);
+          kill_all();
           return;
         }
         if (backend.state() == server::BackendState::kDead) {
-          ranks->kill_all();
+          kill_all();
           return;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -181,7 +209,11 @@ void register_serve(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--tp,--tensor-parallel-size", o->tp, "Tensor-parallel ranks")->capture_default_str();
   cmd->add_option("--pp,--pipeline-parallel-size", o->pp, "Pipeline-parallel stages (only 1 for now)")->capture_default_str();
-  cmd->add_option("--address", o->address, "Place the ranks on this cluster's GPUs (HEAD:PORT)");
+  cmd->add_option("--address", o->address,
+                  "Place ranks 1..tp-1 on this cluster (HEAD:PORT); the model and llmctl must be at the same paths on every node");
+  cmd->add_option("--placement", o->placement, "How --address spreads the ranks over nodes")
+      ->check(CLI::IsMember({"pack", "spread"}))
+      ->capture_default_str();
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
   cmd->add_flag("--restart", o->restart, "Place the engine again when a rank dies");
   cmd->callback([&ctx, o] {

@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "cli/cli_context.h"
+#include "cli/cluster_rank_group.h"
 #include "common/logging.h"
 #include "runtime/dist/gloo_communicator.h"
 #include "runtime/engine/rank_worker.h"
@@ -16,7 +17,7 @@ namespace llmctl::cli {
 namespace {
 
 struct WorkerOptions {
-  std::string model, rendezvous, device = "cpu", interface;
+  std::string model, rendezvous, device = "cpu", interface, state_dir;
   int rank = 1, tp = 2, threads = 1;
   // Rank 0 may sit idle (a server with no requests) for any time between
   // steps, so the wait for the next step is not bounded here: a rank 0 that
@@ -34,15 +35,15 @@ int run_worker(const WorkerOptions& o) {
     return report_error("worker", Status::unimplemented("--device " + o.device +
                                                         ": tensor parallel runs on the CPU (Gloo) only for now"));
   }
-  auto store = dist::open_file_store(o.rendezvous);
+  auto store = open_rank_store(o.rendezvous, o.state_dir);
   if (!store.is_ok()) return report_error("worker", store.status().with_context(who));
   dist::GlooOptions gloo;
   gloo.rank = o.rank;
   gloo.world_size = o.tp;
   gloo.interface = o.interface;
-  if (o.interface.empty()) gloo.hostname = "127.0.0.1";
+  if (o.interface.empty()) gloo.hostname = store->local_address;
   gloo.timeout = std::chrono::milliseconds(o.timeout_ms);
-  auto comm = dist::connect_gloo(gloo, **store);
+  auto comm = dist::connect_gloo(gloo, *store->store);
   if (!comm.is_ok()) return report_error("worker", comm.status().with_context(who + ": joining the group"));
   engine::EngineConfig config;
   config.device = o.device;
@@ -62,7 +63,7 @@ void register_worker(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--model", o->model, "Hugging Face model folder")->required();
   cmd->add_option("--rank", o->rank, "This rank (1 .. tp-1; rank 0 runs the scheduler)")->required();
   cmd->add_option("--tp", o->tp, "Tensor-parallel ranks in the group")->required();
-  cmd->add_option("--rendezvous", o->rendezvous, "Directory of the group's file store")->required();
+  cmd->add_option("--rendezvous", o->rendezvous, "Directory of the group's file store, or head:HOST:PORT/ENGINE")->required();
   cmd->add_option("--device", o->device, "cpu");
   cmd->add_option("--threads", o->threads, "CPU backend threads");
   cmd->add_option("--interface", o->interface, "NIC for collectives (GLOO_SOCKET_IFNAME)")->envname("GLOO_SOCKET_IFNAME");
@@ -72,6 +73,7 @@ void register_worker(CLI::App& app, CliContext& ctx) {
       // A worker started by hand (not by a local rank 0) dies with its parent too.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       setup_logging(ctx.global, "worker", /*to_file=*/false);
+      o->state_dir = resolve_state_dir(ctx.global);  // its cluster.json has the token
       return run_worker(*o);
     };
   });

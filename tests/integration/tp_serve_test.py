@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """`llmctl serve --tp 4` on stories260K: a greedy completion equals
-`llmctl generate --tp 1`; then one worker rank is killed with SIGKILL: /health
-turns 503 within a few seconds, a new completion fails with an error, the
-other ranks are reaped (none left running), and serve still stops cleanly."""
+`llmctl generate --tp 1`; then one worker rank is killed with SIGKILL while a
+streaming and a plain completion are running: both fail with an error naming
+the rank and its node (the stream with an SSE error event, the other with a
+500), /health turns 503 within a few seconds naming the rank, a new completion
+fails with an error, the other ranks are reaped (none left running), and serve
+still stops cleanly."""
 import http.client
 import json
 import os
@@ -11,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BIN = os.environ["LLMCTL_BIN"]
@@ -97,10 +101,47 @@ with tempfile.TemporaryDirectory() as tmp:
             got = json.loads(body)["choices"][0]["text"]
             check(got == want, f"serve --tp 4 text {got!r} != generate --tp 1 {want!r}")
 
-        # Kill one rank: the engine must stop serving, quickly and visibly.
+        # Kill one rank mid-request: the engine must stop serving, quickly and visibly.
         if workers:
+            long_body = {"model": model, "prompt": prompt, "max_tokens": 240, "temperature": 0, "ignore_eos": True}
+            plain = {}
+
+            def plain_request():
+                try:
+                    plain["result"] = request(port, "POST", "/v1/completions", long_body)
+                except OSError as e:
+                    plain["result"] = (0, str(e))
+            stream = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            stream.request("POST", "/v1/completions", json.dumps(dict(long_body, stream=True)),
+                           {"Content-Type": "application/json"})
+            sresp = stream.getresponse()
+            check(sresp.status == 200, f"streaming completion starts: {sresp.status}")
+            first = sresp.readline().decode()
+            check(first.startswith("data: {"), f"a first stream chunk before the kill: {first!r}")
+            plain_thread = threading.Thread(target=plain_request)
+            plain_thread.start()
+            time.sleep(0.2)
             victim = workers[len(workers) // 2]
             os.kill(victim, signal.SIGKILL)
+            events = []
+            t_stream = time.time()
+            while time.time() - t_stream < 20:
+                line = sresp.readline().decode()
+                if not line:
+                    break
+                if line.startswith("data: "):
+                    events.append(line[6:].strip())
+                    if events[-1] == "[DONE]":
+                        break
+            errors = [json.loads(e)["error"] for e in events if e.startswith("{") and '"error"' in e]
+            check(len(errors) == 1 and "rank" in errors[0]["message"] and socket.gethostname() in errors[0]["message"],
+                  f"the stream in flight ends with an error event naming the rank and node: {events[-3:]}")
+            check(events and events[-1] == "[DONE]", f"the failed stream still ends with [DONE]: {events[-2:]}")
+            plain_thread.join(30)
+            pstatus, pbody = plain.get("result", (0, "no answer"))
+            check(pstatus in (500, 503) and "rank" in pbody, f"the plain completion in flight fails naming the rank: "
+                  f"{pstatus} {pbody[:300]}")
+            print("stream error:", errors[0]["message"] if errors else None)
             t0 = time.time()
             status = 200
             while time.time() - t0 < 10:
@@ -110,6 +151,8 @@ with tempfile.TemporaryDirectory() as tmp:
                 time.sleep(0.05)
             elapsed = time.time() - t0
             check(status == 503, f"/health still {status} 10 s after a rank was killed")
+            hbody = request(port, "GET", "/health")[1]
+            check("rank" in hbody, f"/health says which rank died: {hbody}")
             print(f"/health 503 after {elapsed:.2f} s")
             check(elapsed < 5, f"/health took {elapsed:.1f} s to turn 503")
             status, body = request(port, "POST", "/v1/completions",
@@ -127,7 +170,9 @@ with tempfile.TemporaryDirectory() as tmp:
             proc.kill()
             out, err = proc.communicate()
             failures.append("serve did not exit on SIGTERM")
-    check("rank" in err and "exited with signal 9" in err, f"serve's stderr does not name the dead rank: {err[-600:]}")
+    # The ranks left behind fail their collectives too and may be reaped first;
+    # the engine's error names the killed one by pid (its liveness port refuses).
+    check(workers and f"pid {victim})" in err and "exited (its liveness port" in err, f"serve's stderr does not name the dead rank: {err[-600:]}")
 
 if failures:
     sys.exit(1)

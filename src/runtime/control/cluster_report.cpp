@@ -116,8 +116,12 @@ std::string format_status(const nlohmann::json& s) {
     out += fmt::format(" {} {} ({}):\n", g.value("group_id", ""), g.value("name", ""), g.value("strategy", ""));
     int i = 0;
     for (const auto& b : g.value("bundles", nlohmann::json::array())) {
-      out += fmt::format("   [{}] node {} {} pid {} restarts {} exit {}\n", i++, b.value("node_id", ""),
-                         b.value("state", ""), b.value("pid", 0), b.value("num_restarts", 0), b.value("exit_code", 0));
+      std::string node = b.value("node_id", "");
+      for (const auto& n : s.value("nodes", nlohmann::json::array())) {
+        if (n.value("node_id", "") == node) node += fmt::format(" ({} {})", n.value("name", ""), n.value("address", ""));
+      }
+      out += fmt::format("   [{}] node {} {} pid {} restarts {} exit {}\n", i++, node, b.value("state", ""),
+                         b.value("pid", 0), b.value("num_restarts", 0), b.value("exit_code", 0));
     }
   }
   if (num_groups == 0) out += " (none)\n";

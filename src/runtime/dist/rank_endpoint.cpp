@@ -69,23 +69,28 @@ Result<std::string> resolve(const std::string& host) {
   return Status::not_found(fmt::format("resolving \"{}\": no address", host));
 }
 
-// The source address the kernel would use toward the default route; a UDP
-// connect sends nothing.
-Result<std::string> default_route_address() {
+// The source address the kernel would use toward `ipv4` (the default route
+// for a documentation address); a UDP connect sends nothing.
+Result<std::string> route_source_address(const std::string& ipv4) {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::io_error(fmt::format("socket: {}", std::strerror(errno)));
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(9);
-  ::inet_pton(AF_INET, "192.0.2.1", &to.sin_addr);
+  if (::inet_pton(AF_INET, ipv4.c_str(), &to.sin_addr) != 1) {
+    ::close(fd);
+    return Status::invalid_argument(fmt::format("\"{}\" is not an IPv4 address", ipv4));
+  }
   sockaddr_in self{};
   socklen_t len = sizeof(self);
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0 &&
             ::getsockname(fd, reinterpret_cast<sockaddr*>(&self), &len) == 0;
   ::close(fd);
-  if (!ok) return Status::unavailable("no default route");
+  if (!ok) return Status::unavailable(fmt::format("no route to {}", ipv4));
   return ip_string(reinterpret_cast<sockaddr*>(&self));
 }
+
+Result<std::string> default_route_address() { return route_source_address("192.0.2.1"); }
 
 }  // namespace
 
@@ -146,6 +151,13 @@ Result<LocalAddress> choose_local_address(const std::string& interface, const st
   }
   ASSIGN_OR_RETURN(std::string ip, default_route_address());
   return LocalAddress{ip, interface_of(ip)};
+}
+
+Result<LocalAddress> address_toward(const std::string& host) {
+  ASSIGN_OR_RETURN(std::string ip, resolve(host));
+  auto source = route_source_address(ip);
+  if (!source.is_ok()) return source.status().with_context(fmt::format("choosing the address toward {}", host));
+  return LocalAddress{*source, interface_of(*source)};
 }
 
 Result<std::vector<RankEndpoint>> exchange_endpoints(RendezvousStore& store, const std::string& group,

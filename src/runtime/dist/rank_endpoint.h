@@ -43,6 +43,11 @@ struct LocalAddress {
 // `interface` is filled with the NIC holding the address when one does.
 Result<LocalAddress> choose_local_address(const std::string& interface, const std::string& hostname);
 
+// The address (and its NIC) this machine reaches `host` from: what a rank on
+// a cluster node binds when no GLOO_SOCKET_IFNAME names one, so it listens
+// where the head, and so every other node, can reach it. IPv4 only.
+Result<LocalAddress> address_toward(const std::string& host);
+
 // This machine's host name (gethostname).
 std::string local_host_name();
 

@@ -57,7 +57,24 @@ void EngineBackend::start(std::unique_ptr<engine::Engine> engine, std::vector<in
   thread_ = std::thread([this] { run(); });
 }
 
+void EngineBackend::mark_dead(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.empty()) failure_ = reason;
+  }
+  state_ = BackendState::kDead;
+}
+
+std::string EngineBackend::failure() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
 Status EngineBackend::submit(GenerationRequest request, EventSink sink) {
+  if (state_ == BackendState::kDead) {
+    std::string why = failure();
+    return Status::unavailable(why.empty() ? "the engine has died" : "the engine has died: " + why);
+  }
   if (state_ != BackendState::kReady) return Status::unavailable("the engine is not ready");
   RETURN_IF_ERROR(to_engine(request.sampling).validate());
   {
@@ -116,7 +133,7 @@ void EngineBackend::run() {
     Result<std::vector<engine::RequestOutput>> outs = engine_->step();
     if (!outs.is_ok()) {
       log->error("engine step failed: {}", outs.status().to_string());
-      state_ = BackendState::kDead;
+      mark_dead(outs.status().message());
       for (auto& [eid, live] : live_) {
         GenerationEvent ev;
         ev.finish_reason = FinishReason::kError;

@@ -25,12 +25,15 @@ class EngineBackend final : public GenerationBackend {
   // Hands over a loaded engine and starts the engine thread; state() turns
   // kReady. Before this, state() is kLoading (or kDead after mark_dead()).
   void start(std::unique_ptr<engine::Engine> engine, std::vector<int32_t> eos_ids);
-  void mark_dead() { state_ = BackendState::kDead; }
+  // From any thread. The first reason given is kept; requests the engine
+  // fails after this carry it.
+  void mark_dead(const std::string& reason = {});
 
   Status submit(GenerationRequest request, EventSink sink) override;
   void cancel(uint64_t request_id) override;
   BackendStats stats() const override;
   BackendState state() const override { return state_; }
+  std::string failure() const override;
 
  private:
   struct Pending {
@@ -55,6 +58,7 @@ class EngineBackend final : public GenerationBackend {
   std::vector<uint64_t> cancels_;  // guarded by mu_ (server ids)
   BackendStats stats_;             // guarded by mu_
   bool stop_ = false;              // guarded by mu_
+  std::string failure_;            // guarded by mu_
   std::atomic<BackendState> state_{BackendState::kLoading};
   std::thread thread_;
 };

@@ -92,6 +92,9 @@ class GenerationBackend {
   virtual void cancel(uint64_t request_id) = 0;
   virtual BackendStats stats() const = 0;
   virtual BackendState state() const = 0;
+  // Why the backend is kDead, when it knows ("tensor-parallel rank 1 on node
+  // lf002 ... exited"); /health and refused requests say it.
+  virtual std::string failure() const { return {}; }
 };
 
 }  // namespace llmctl::server

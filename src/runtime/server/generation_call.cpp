@@ -148,6 +148,7 @@ size_t GenerationCall::releasable(const Choice& c) const {
 void GenerationCall::on_event(size_t index, GenerationEvent event) {
   Choice& c = choices_[index];
   if (c.done) return;  // e.g. the abort that follows a stop string
+  if (event.finish_reason == FinishReason::kError) return fail(event.error);
   Clock::time_point now = Clock::now();
   ServerMetrics& metrics = service_.metrics();
   const bool stop_strings_active = !req_.stop.empty();
@@ -269,6 +270,24 @@ void GenerationCall::stream_update(Choice& c, bool final) {
   json chunk = chunk_base();
   chunk["choices"] = json::array({choice});
   exchange_->send_chunk("data: " + dump(chunk) + "\n\n");
+}
+
+void GenerationCall::fail(const std::string& error) {
+  if (finished_) return;
+  finished_ = true;
+  for (Choice& c : choices_) {
+    if (!c.done) service_.backend().cancel(c.request_id);
+    c.done = true;
+  }
+  service_.metrics().request_finished("error");
+  if (client_gone_ || exchange_->closed()) return;
+  if (req_.stream) {
+    exchange_->send_chunk("data: " + error_json(500, error, "", "") + "\n\n");
+    exchange_->send_chunk("data: [DONE]\n\n");
+    exchange_->end_stream();
+  } else {
+    exchange_->respond(error_response(500, error, "", ""));
+  }
 }
 
 void GenerationCall::finish_all() {

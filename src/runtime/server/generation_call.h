@@ -56,6 +56,10 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   size_t releasable(const Choice& c) const;
   void stream_update(Choice& c, bool final);
   void finish_all();
+  // The engine failed this request (a dead rank, a failed step): the whole
+  // call ends with a 500 naming the cause, or, once streaming, an SSE error
+  // event and [DONE].
+  void fail(const std::string& error);
   nlohmann::json chunk_base() const;
   nlohmann::json logprobs_json(Choice& c);
   std::string token_text(int32_t prev_id, int32_t id) const;

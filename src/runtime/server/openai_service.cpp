@@ -15,6 +15,13 @@ namespace {
 
 using json = nlohmann::json;
 
+// /health's and a refused request's 503: loading, or dead and why when known.
+std::string not_ready_message(const GenerationBackend& backend) {
+  if (backend.state() == BackendState::kLoading) return "the model is still loading";
+  std::string why = backend.failure();
+  return why.empty() ? "the engine has died" : "the engine has died: " + why;
+}
+
 HttpResponse json_response(const json& j, int status = 200) {
   HttpResponse r;
   r.status = status;
@@ -60,8 +67,7 @@ void OpenAiService::handle(std::shared_ptr<HttpExchange> exchange) {
     HttpResponse r;
     r.content_type.clear();
     if (s != BackendState::kReady) {
-      r = error_response(503, s == BackendState::kLoading ? "the model is still loading" : "the engine has died", "",
-                         "");
+      r = error_response(503, not_ready_message(backend_), "", "");
     }
     exchange->respond(std::move(r));
   } else if (path == "/version") {
@@ -104,8 +110,7 @@ HttpResponse OpenAiService::models() const {
 void OpenAiService::generate(const std::shared_ptr<HttpExchange>& exchange, bool chat) {
   BackendState state = backend_.state();
   if (state != BackendState::kReady) {
-    exchange->respond(error_response(
-        503, state == BackendState::kLoading ? "the model is still loading" : "the engine has died", "", ""));
+    exchange->respond(error_response(503, not_ready_message(backend_), "", ""));
     return;
   }
   OpenAiRequest req;
