@@ -11,7 +11,9 @@ maps lf001 to a wrong address. Checks:
    addresses; every ordered pair of reachable hosts has reach.head and
    reach.node_range ok (so the listeners ran on every host); no listener is
    left running.
-2. The table (no --json) has a line per host for those findings.
+2. With a listener left over on lf001 (an interrupted run): the next run
+   stops it first; the table (no --json) has a line per host for those
+   findings.
 3. `up` on the file without `gone`, lf002's name now on 127.0.1.1 there: the
    doctor's pre-flight fails on lf002 (its taken dashboard port is only a
    notice on a worker) and nothing starts; `up --skip-doctor` starts the
@@ -152,7 +154,17 @@ def run(tmp, lab, nodes_root):
     assert not left, f"doctor listeners left running: {left}"
     print("ok: doctor cluster.toml checks every host over SSH and every pair through its listeners")
 
-    # 2. The table: one line per host and finding.
+    # 2. The table: one line per host and finding. Before it, a listener left over on lf001 from an
+    #    interrupted run, holding its ports: the run stops it first (else lf001 fails doctor.listen).
+    ddir = os.path.join(state("lf001"), "doctor")
+    stale = hosts["lf001"].spawn(["timeout", "900", os.path.join(install("lf001"), "llmctl"), "--state-dir",
+                                  state("lf001"), "doctor", os.path.join(ddir, "cluster.toml"), "--listen", "--token",
+                                  "leftover-listener"])
+    netns.wait_for_line(stale, "listening on", timeout=20)
+    stale_pid = [p for p, c in pids_under(nodes_root).items() if c.startswith("timeout ") and "leftover-listener" in c]
+    assert len(stale_pid) == 1, pids_under(nodes_root)
+    with open(os.path.join(ddir, "listen.pid"), "w") as f:
+        f.write(f"{stale_pid[0]}\n")
     r = llmctl("doctor", full, "--connect-timeout", "2")
     assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
     sections, current = {}, None
@@ -165,6 +177,10 @@ def run(tmp, lab, nodes_root):
     for node, check_id in (("gone", "ssh.connect"), ("lf002", "ports.dashboard"), ("lf003", "names.resolve")):
         assert ["fail", check_id] in [words[:2] for words in sections.get(node, [])], (node, check_id, r.stdout)
     assert ["ok", "ssh.connect"] in [words[:2] for words in sections["lf001"]], r.stdout
+    assert "doctor.listen" not in r.stdout and ["ok", "reach.head"] in [w[:2] for w in sections["lf001"]], r.stdout
+    assert "fail" not in [w[0] for w in sections["lf001"] if w], r.stdout
+    stale.wait(timeout=10)
+    assert not [c for c in pids_under(nodes_root).values() if "doctor" in c], pids_under(nodes_root)
     assert ": uploading llmctl" not in r.stderr, r.stderr
     print("ok: the table names each failing host")
 

@@ -65,6 +65,21 @@ Result<std::vector<CheckResult>> parse_report(const CommandResult& r, const std:
   return out;
 }
 
+// Stops the listener whose pid <dir>/listen.pid holds (SIGTERM, then SIGKILL after 5 s).
+std::string stop_listener_command(const std::string& dir) {
+  return fmt::format(
+      "d={0}; if p=$(cat \"$d/listen.pid\" 2>/dev/null); then kill \"$p\" 2>/dev/null; i=0; "
+      "while kill -0 \"$p\" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
+      "kill -9 \"$p\" 2>/dev/null; rm -f \"$d/listen.pid\"; fi; true",
+      dir);
+}
+
+// A listener outlives a doctor run that is interrupted (Ctrl-C on the
+// launching machine) and would hold the head port against `up`; so it lives
+// at most this long, and the next run stops a leftover one before anything
+// else (its local checks would find the ports taken).
+constexpr int kListenerLifetimeS = 900;
+
 // Connects, probes, uploads what differs and copies the file; false: the host
 // cannot be checked further (the reason is in host.own).
 bool prepare(DoctorHost& h, const ClusterDoctorOptions& o, const Bundle& bundle) {
@@ -83,6 +98,11 @@ bool prepare(DoctorHost& h, const ClusterDoctorOptions& o, const Bundle& bundle)
     return false;
   }
   h.facts = std::move(facts).value();
+  if (auto r = h.session->run_plain(stop_listener_command(h.dir()), 30); !r.is_ok()) {
+    h.add("doctor.listen", CheckStatus::kFail,
+          fmt::format("{}: stopping a leftover doctor listener: {}", h.session->target(), r.status().message()));
+    return false;
+  }
   if (h.facts.os_arch != local_os_arch()) {
     h.add("ssh.bundle", CheckStatus::kFail,
           fmt::format("{}: the host is {}, this llmctl is built for {}; its checks cannot run there", h.session->target(),
@@ -112,14 +132,14 @@ void run_local(DoctorHost& h, const std::string& config_text) {
 
 void start_listener(DoctorHost& h, const std::string& token) {
   // setsid: the listener outlives this channel; its output goes to a file so
-  // the channel closes once it says it listens.
+  // the channel closes once it says it listens. timeout passes SIGTERM on.
   std::string command = fmt::format(
       "read -r LLMCTL_TOKEN && export LLMCTL_TOKEN && d={0} && rm -f \"$d/listen.out\" && "
-      "(setsid {1} --listen </dev/null >\"$d/listen.out\" 2>&1 & echo $! >\"$d/listen.pid\") && i=0 && "
+      "(setsid timeout {2} {1} --listen </dev/null >\"$d/listen.out\" 2>&1 & echo $! >\"$d/listen.pid\") && i=0 && "
       "while [ $i -lt 200 ]; do grep -q 'listening on' \"$d/listen.out\" && exit 0; "
       "kill -0 \"$(cat \"$d/listen.pid\")\" 2>/dev/null || break; sleep 0.1; i=$((i+1)); done; "
       "cat \"$d/listen.out\" >&2; exit 1",
-      h.dir(), h.doctor());
+      h.dir(), h.doctor(), kListenerLifetimeS);
   auto r = h.session->run_with_input(command, token + "\n", 60);
   if (r.is_ok() && r->exit_code == 0) {
     h.listening = true;
@@ -146,12 +166,7 @@ void run_outbound(DoctorHost& h, const std::string& token, const std::string& pe
 }
 
 void stop_listener(DoctorHost& h) {
-  std::string command = fmt::format(
-      "d={0}; p=$(cat \"$d/listen.pid\" 2>/dev/null) || exit 0; kill \"$p\" 2>/dev/null; i=0; "
-      "while kill -0 \"$p\" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
-      "kill -9 \"$p\" 2>/dev/null; rm -f \"$d/listen.pid\"; true",
-      h.dir());
-  auto r = h.session->run_plain(command, 30);
+  auto r = h.session->run_plain(stop_listener_command(h.dir()), 30);
   if (!r.is_ok())
     h.add("doctor.listen", CheckStatus::kWarn,
           fmt::format("{}: stopping the doctor's listener: {}", h.session->target(), r.status().message()),
