@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -59,6 +60,38 @@ std::string describe_exit_code(int code) {
   if (code > 128 && code < 128 + 65) return fmt::format("signal {} ({})", code - 128, ::strsignal(code - 128));
   return fmt::format("exit code {}", code);
 }
+
+// Rank 0's rendezvous store: waits in slices and, between them, asks
+// whether a worker already stopped, so a rank that dies before it joins
+// (a missing binary, a bad interface on its node) fails the rendezvous at
+// once, naming its node, instead of after the whole time-out.
+class WatchedStore final : public dist::RendezvousStore {
+ public:
+  using Check = std::function<std::optional<std::string>()>;
+  WatchedStore(dist::RendezvousStore& inner, Check check) : inner_(inner), check_(std::move(check)) {}
+
+  Status set(const std::string& key, const std::string& value) override { return inner_.set(key, value); }
+
+  Result<std::string> get(const std::string& key, std::chrono::milliseconds timeout) override {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      auto value = inner_.get(key, std::max(std::chrono::milliseconds(0), std::min(left, kSlice)));
+      if (value.is_ok() || value.status().code() != StatusCode::kDeadlineExceeded || left <= kSlice) return value;
+      if (auto stopped = check_()) {
+        return Status::unavailable(fmt::format("{} before the group met (waiting for \"{}\" in {})", *stopped, key,
+                                               describe()));
+      }
+    }
+  }
+
+  std::string describe() const override { return inner_.describe(); }
+
+ private:
+  static constexpr std::chrono::milliseconds kSlice{250};
+  dist::RendezvousStore& inner_;
+  Check check_;
+};
 
 }  // namespace
 
@@ -160,7 +193,8 @@ Result<std::unique_ptr<ClusterRankGroup>> ClusterRankGroup::start(const ClusterR
   if (!local.is_ok()) return local.status().with_context("tensor-parallel rank 0");
   gloo.hostname = *local;
   gloo.timeout = o.timeout;
-  auto comm = dist::connect_gloo(gloo, *g->store_);
+  WatchedStore watched(*g->store_, [&g] { return g->poll_exited(); });
+  auto comm = dist::connect_gloo(gloo, watched);
   if (!comm.is_ok()) {
     return comm.status().with_context("joining the tensor-parallel group").with_context(g->describe_ranks());
   }

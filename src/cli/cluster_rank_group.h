@@ -70,11 +70,12 @@ class ClusterRankGroup {
   std::optional<std::string> poll_exited();
   // Removes the placement group: agents stop every worker.
   void kill_all();
+  // One line per worker rank: where the head placed it, how it is, and
+  // where its log is (errors at start-up carry it).
+  std::string describe_ranks();
 
  private:
   ClusterRankGroup() = default;
-  // One line per worker rank: where the head placed it and how it is.
-  std::string describe_ranks();
 
   ClusterRankGroupOptions options_;
   std::string engine_id_;  // the rendezvous key prefix under dist/

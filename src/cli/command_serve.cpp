@@ -141,7 +141,10 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     backend.mark_dead();
     asio::post(io, [&] { http.stop(); io.stop(); });
     io_thread.join();
-    return report_error("serve", loaded.status().with_context("loading " + model_dir));
+    Status st = loaded.status().with_context("loading " + model_dir);
+    // A worker that failed to load its shard says why in its node's bundle log.
+    if (cluster_ranks) st = st.with_context(cluster_ranks->describe_ranks());
+    return report_error("serve", st);
   }
   // The loader clamps --max-model-len to the model's own limit.
   int max_len = loaded->engine->scheduler().config().max_model_len;

@@ -4,12 +4,15 @@ with no CPUs to give (so the worker rank must go to another node) and two
 agents. Rank 0 serves the API on the head host; rank 1 is placed by the
 cluster on an agent and meets rank 0 through the head's KV store.
 
-Checked: the greedy completion equals `llmctl generate` at tp 1; `llmctl
+Checked: with no free CPU in the cluster serve fails at once naming it; the
+greedy completion equals `llmctl generate` at tp 1; `llmctl
 status` shows the engine's placement group and the node rank 1 runs on; the
 worker got GLOO_SOCKET_IFNAME from serve's environment and no token in its
 argv; serve stopped with SIGTERM removes the group and leaves no worker on any
 node; a second serve whose remote worker is killed turns /health 503 with an
-error naming that node, and again leaves no worker behind."""
+error naming that node, and again leaves no worker behind; a worker that dies
+before the rendezvous (its node's GLOO_SOCKET_IFNAME names no NIC) fails serve
+at once with the rank, its node and its log named."""
 
 import http.client
 import json
@@ -115,6 +118,14 @@ def main():
                           "--num-gpus", "0", "--num-cpus", "0", "--resources", json.dumps({"node:lf001": 1})],
                  check_rc=0)
         c.token = json.load(open(os.path.join(c.state_dir(c.head), "cluster.json")))["token"]
+        # --- no node can take rank 1 yet: serve fails at once, saying why ---
+        r = c.head.run([h.LLMCTL, "--state-dir", c.state_dir(c.head), "serve", "--model", model, "--tp", "2",
+                        "--address", f"{c.head.address}:{h.PORT}", "--port", str(API_PORT)], timeout=30,
+                       env={"LLMCTL_TOKEN": "", "LLMCTL_ADDRESS": ""})
+        check(r.returncode != 0 and "cannot place 1 rank" in r.stderr and "CPU" in r.stderr,
+              f"serve on a cluster without a free CPU fails naming what is missing: {r.stderr.strip()[-300:]}")
+        check(engine_group(c) is None, "the unplaceable group is not left behind")
+
         for a in c.agents:
             c.join(a)
         agent_names = {a.hostname for a in c.agents}
@@ -179,6 +190,28 @@ def main():
         check(f"on node {victim['name']}" in out, "serve's output names the dead rank's node")
         wait_for(lambda: not worker_pids(c) or None, 10, "no worker left after the engine died and serve stopped")
         check(engine_group(c) is None, "the dead engine's placement group is removed")
+
+        # --- a worker that dies before the group meets (its node names a NIC it does not have) ---
+        for a in c.agents:
+            c.llmctl(a, ["stop"], check_rc=0)
+        bad = c.agents[0]
+        c.llmctl(bad, ["start", "--address", f"{c.head.address}:{h.PORT}", "--token", c.token, "--node-ip-address",
+                       bad.address, "--num-gpus", "0", "--num-cpus", "4"], check_rc=0,
+                 env={"GLOO_SOCKET_IFNAME": "bogus0"})
+        t0 = time.time()
+        r = c.head.run([h.LLMCTL, "--state-dir", c.state_dir(c.head), "serve", "--model", model, "--tp", "2",
+                        "--address", f"{c.head.address}:{h.PORT}", "--port", str(API_PORT)], timeout=60,
+                       env={"LLMCTL_TOKEN": "", "LLMCTL_ADDRESS": ""})
+        took = time.time() - t0
+        print(f"MEASURED: serve failed {took:.2f}s after start when rank 1 died before the rendezvous")
+        print(r.stderr.strip()[-800:])
+        check(r.returncode != 0 and f"rank 1 on node {bad.hostname}" in r.stderr and "rendezvous" in r.stderr
+              and "bundles/" in r.stderr, "serve's error names the rank, its node and its log")
+        check(took < 20, f"the rendezvous fails at once, not after its time-out ({took:.1f}s)")
+        logs = os.path.join(c.state_dir(bad), "agent", "bundles")
+        errs = "".join(open(os.path.join(logs, f)).read() for f in os.listdir(logs) if f.endswith(".err"))
+        check("bogus0" in errs, "the worker's own error (the missing NIC) is in its node's bundle log")
+        wait_for(lambda: not worker_pids(c) or None, 10, "no worker left after the failed start")
     print("PASS")
 
 
