@@ -1,7 +1,5 @@
 #include "runtime/remote/cluster_launcher.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
@@ -44,8 +42,6 @@ struct Target {
   bool uploaded = false;
   std::string state;
 };
-
-std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 std::string new_token() {
   unsigned char bytes[32];
@@ -187,8 +183,8 @@ Status check_host(Target& t, const ClusterConfig& c, const Bundle& bundle) {
   // Each file is written beside its old copy, then renamed over it.
   if (need > 0) need += 16u << 20;
   if (need > 0 && t.facts.free_bytes >= 0 && static_cast<std::uint64_t>(t.facts.free_bytes) < need)
-    problems.push_back(fmt::format("no disk space: the bundle needs {} in {}, but {} has {} free", mib(need),
-                                   t.node.install_dir, t.facts.disk_path, mib(static_cast<std::uint64_t>(t.facts.free_bytes))));
+    problems.push_back(fmt::format("no disk space: the bundle needs {} in {}, but {} has {} free", format_mib(need),
+                                   t.node.install_dir, t.facts.disk_path, format_mib(static_cast<std::uint64_t>(t.facts.free_bytes))));
   if (t.role == "head" && t.facts.head_pid == 0 && t.facts.listening_ports.count(c.ports.head))
     problems.push_back(fmt::format("port {} ([ports] head, the control plane) is in use by another process; "
                                    "free it or choose another port in the file", c.ports.head));
@@ -382,7 +378,7 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
     any_change = any_change || t.action != "running" || !t.to_upload.empty();
     std::string up = t.to_upload.empty()
                          ? "bundle up to date"
-                         : fmt::format("upload {} file(s), {}", t.to_upload.size(), mib([&] {
+                         : fmt::format("upload {} file(s), {}", t.to_upload.size(), format_mib([&] {
                                          std::uint64_t s = 0;
                                          for (auto* f : t.to_upload) s += f->size;
                                          return s;
@@ -443,15 +439,12 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
   //     holds the ports they check); a failure stops up before anything starts.
   if (!o.skip_doctor && !o.config_text.empty()) {
     std::vector<Result<std::vector<netcheck::CheckResult>>> found(targets.size(), Status::not_found("not checked"));
-    std::vector<bool> checked(targets.size(), false);
     for_each_parallel(targets.size(), [&](size_t i) {
       Target& t = targets[i];
-      if (t.action != "start") return;
-      checked[i] = true;
-      found[i] = run_local_doctor(*t.session, t.node, o.config_text);
+      if (t.action == "start") found[i] = run_local_doctor(*t.session, t.node, o.config_text);
     });
     for (size_t i = 0; i < targets.size(); ++i) {
-      if (!checked[i]) continue;
+      if (targets[i].action != "start") continue;
       const std::string& host = targets[i].node.host;
       if (!found[i].is_ok()) {
         rep.errors.push_back(fmt::format("{}: the doctor's checks did not run: {}", host, found[i].status().message()));

@@ -10,8 +10,6 @@
 namespace llmctl::remote {
 namespace {
 
-std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
-
 std::string first_line(const std::string& text) {
   std::string s = text;
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -32,6 +30,10 @@ Result<std::string> resolve_ipv4(const std::string& host) {
   ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(list->ai_addr)->sin_addr, text, sizeof text);
   ::freeaddrinfo(list);
   return std::string(text);
+}
+
+std::string format_mib(std::uint64_t bytes) {
+  return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
 }
 
 SshOptions ssh_options_for(const NodeConfig& node, const std::string& known_hosts_file, bool accept_new_host_keys,
@@ -82,7 +84,7 @@ Status upload_bundle(SshSession& session, const NodeConfig& node, const std::vec
     std::string command = fmt::format("mkdir -p {0}/lib && cat > {1}.upload && chmod {2} {1}.upload && "
                                       "mv -f {1}.upload {1} && sha256sum {1}",
                                       inst, dest, f->executable ? "755" : "644");
-    print(fmt::format("{}: uploading {} ({})", node.host, f->relative_path, mib(f->size)));
+    print(fmt::format("{}: uploading {} ({})", node.host, f->relative_path, format_mib(f->size)));
     int shown = 0;
     auto r = session.run_with_file(
         command, f->local_path,

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -43,6 +44,9 @@ std::string llmctl_command(const NodeConfig& node);
 // `command` behind a `read` of the token from stdin (it never shows in a
 // process list on the host) and the file's [env].
 std::string with_token_and_env(const std::map<std::string, std::string>& env, const std::string& command);
+
+// "34.6 MiB", for progress lines and the plan.
+std::string format_mib(std::uint64_t bytes);
 
 // "exit status N: first line of stderr (else stdout)".
 std::string command_failure(const CommandResult& result);
