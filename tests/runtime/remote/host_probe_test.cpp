@@ -82,6 +82,11 @@ TEST_CASE("the probe reports pids, installed hashes, disk and listening ports") 
   CHECK(facts->os_arch == local_os_arch());
   CHECK(facts->agent_pid == ::getpid());
   CHECK(facts->head_pid == 0);
+  // What the "agent" (this test) executes, read through /proc/PID/exe: how up spots a daemon on an old binary.
+  auto self_sha = sha256_file("/proc/self/exe");
+  REQUIRE(self_sha.is_ok());
+  CHECK(facts->agent_exe_sha256 == *self_sha);
+  CHECK(facts->head_exe_sha256.empty());
   CHECK(facts->sha256.size() == 2);
   CHECK(facts->sha256["llmctl"] == kShaAbc);
   CHECK(facts->sha256["lib/libx.so.1"] == kShaEmpty);
