@@ -11,8 +11,8 @@ maps lf001 to a wrong address. Checks:
    addresses; every ordered pair of reachable hosts has reach.head and
    reach.node_range ok (so the listeners ran on every host); no listener is
    left running.
-2. With a listener left over on lf001 (an interrupted run): the next run
-   stops it first; the table (no --json) has a line per host for those
+2. With a listener left over on lf001 (an interrupted run): `up` names it
+   as what holds the head port; the next doctor run stops it first; the table (no --json) has a line per host for those
    findings.
 3. `up` on the file without `gone`, lf002's name now on 127.0.1.1 there: the
    doctor's pre-flight fails on lf002 (its taken dashboard port is only a
@@ -165,6 +165,11 @@ def run(tmp, lab, nodes_root):
     assert len(stale_pid) == 1, pids_under(nodes_root)
     with open(os.path.join(ddir, "listen.pid"), "w") as f:
         f.write(f"{stale_pid[0]}\n")
+    cfg = write("up.toml", ["lf002", "lf003"])
+    r = llmctl("up", cfg, "--yes")
+    assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert (f"llmctl up: lf001: root@lf001:22: port 6379 ([ports] head) is held by a `llmctl doctor` listener left "
+            f"running (pid {stale_pid[0]};") in r.stderr, r.stderr
     r = llmctl("doctor", full, "--connect-timeout", "2")
     assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
     sections, current = {}, None
@@ -187,7 +192,6 @@ def run(tmp, lab, nodes_root):
     # 3. up runs the doctor's local checks first: lf002's name on 127.0.1.1 stops it; its taken
     #    dashboard port is only a notice (only the head binds it); --skip-doctor goes ahead anyway.
     hosts["lf002"].write_hosts(["127.0.1.1 lf002"] + [line for line in lines if not line.endswith(" lf002")])
-    cfg = write("up.toml", ["lf002", "lf003"])
     r = llmctl("up", cfg, "--yes", "--timeout", "60")
     assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
     assert "llmctl up: lf002: doctor hostname.loopback " in r.stderr and "127.0.1.1" in r.stderr, r.stderr

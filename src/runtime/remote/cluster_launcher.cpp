@@ -66,7 +66,9 @@ SshOptions ssh_options(const NodeConfig& node, const LaunchOptions& o) {
 
 std::string stop_command(const NodeConfig& n) {
   // Without the binary (a removed install dir) the pid files still say what to stop.
+  // A doctor listener left from an interrupted `doctor cluster.toml` goes too.
   return fmt::format(
+      "p=$(cat {2}/doctor/listen.pid 2>/dev/null) && kill \"$p\" 2>/dev/null; "
       "if [ -x {0} ]; then {1} stop; else for f in agent head; do p=$(cat {2}/$f.pid 2>/dev/null) && "
       "kill \"$p\" 2>/dev/null; done; true; fi",
       remote_binary(n), llmctl_command(n), remote_path(n.state_dir));
@@ -186,8 +188,12 @@ Status check_host(Target& t, const ClusterConfig& c, const Bundle& bundle) {
     problems.push_back(fmt::format("no disk space: the bundle needs {} in {}, but {} has {} free", format_mib(need),
                                    t.node.install_dir, t.facts.disk_path, format_mib(static_cast<std::uint64_t>(t.facts.free_bytes))));
   if (t.role == "head" && t.facts.head_pid == 0 && t.facts.listening_ports.count(c.ports.head))
-    problems.push_back(fmt::format("port {} ([ports] head, the control plane) is in use by another process; "
-                                   "free it or choose another port in the file", c.ports.head));
+    problems.push_back(t.facts.doctor_pid != 0
+                           ? fmt::format("port {} ([ports] head) is held by a `llmctl doctor` listener left running "
+                                         "(pid {}; it exits within 15 minutes, or `llmctl down` the file stops it)",
+                                         c.ports.head, t.facts.doctor_pid)
+                           : fmt::format("port {} ([ports] head, the control plane) is in use by another process; "
+                                         "free it or choose another port in the file", c.ports.head));
   if (problems.empty()) return Status::ok();
   std::string all;
   for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;

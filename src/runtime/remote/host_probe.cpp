@@ -28,6 +28,7 @@ std::string probe_command(const std::string& install_dir, const std::string& sta
       "printf '%s_pid=%s\\n' $f \"$p\" && "
       // The running binary itself (the file may have been replaced since it started).
       "printf '%s_exe=%s\\n' $f \"$(sha256sum /proc/$p/exe 2>/dev/null | cut -d' ' -f1)\"; done; "
+      "p=$(cat {1}/doctor/listen.pid 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && printf 'doctor_pid=%s\\n' \"$p\"; "
       "[ -f {1}/cluster.json ] && printf 'cluster_json=%s\\n' \"$(tr -d '\\n' < {1}/cluster.json)\"; "
       "(cd {0} 2>/dev/null && sha256sum llmctl lib/* 2>/dev/null) | sed 's/^/sha=/'; "
       "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == \"0A\" {{ print \"listen=\" $2 }}'; true",
@@ -59,6 +60,8 @@ Result<HostFacts> parse_probe_output(const std::string& text) {
     } else if (key == "head_pid" || key == "agent_pid") {
       pid_t pid = static_cast<pid_t>(std::atol(value.c_str()));
       (key == "head_pid" ? f.head_pid : f.agent_pid) = pid;
+    } else if (key == "doctor_pid") {
+      f.doctor_pid = static_cast<pid_t>(std::atol(value.c_str()));
     } else if (key == "head_exe" || key == "agent_exe") {
       (key == "head_exe" ? f.head_exe_sha256 : f.agent_exe_sha256) = value;
     } else if (key == "cluster_json") {

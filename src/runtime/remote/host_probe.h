@@ -26,6 +26,9 @@ struct HostFacts {
   // running or unreadable. Differs from sha256["llmctl"] once a new binary
   // was uploaded under a running daemon.
   std::string head_exe_sha256, agent_exe_sha256;
+  // A `doctor cluster.toml` listener still running (<state>/doctor/listen.pid),
+  // e.g. from an interrupted run; it holds the cluster's ports. 0: none.
+  pid_t doctor_pid = 0;
   std::map<std::string, std::string> sha256;  // installed file (relative) -> hash
   std::string cluster_json;                   // the node's <state>/cluster.json, one line; empty: none
   std::set<int> listening_ports;              // TCP LISTEN sockets, v4 and v6
