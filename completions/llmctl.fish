@@ -114,7 +114,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from serve' -l pipeline-parallel-s
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l address -d 'Place ranks 1..tp-1 on this cluster (HEAD:PORT); the model and llmctl must be at the same paths on every node'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l placement -d 'How --address spreads the ranks over nodes'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l token -d 'Cluster token for --address'
-complete -c llmctl -n '__fish_seen_subcommand_from serve' -l restart -d 'Place the engine again when a rank dies'
+complete -c llmctl -n '__fish_seen_subcommand_from serve' -l restart -d 'With --address: place the engine again when a rank dies'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -F
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l help -d 'Print this help message and exit'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l model -d 'Hugging Face model folder'

@@ -69,10 +69,10 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   std::unique_ptr<LocalRankGroup> ranks;
   std::unique_ptr<ClusterRankGroup> cluster_ranks;
   engine::EngineConfig config;
+  ClusterRankGroupOptions co;  // kept: --restart places the same group again
   if (o.tp > 1 && !o.address.empty()) {
     auto access = control::resolve_cluster_access(o.address, o.token, control::NodePaths(resolve_state_dir(global)));
     if (!access.is_ok()) return report_error("serve", access.status());
-    ClusterRankGroupOptions co;
     co.access = *access;
     co.model_dir = model_dir;
     co.name = fmt::format("serve {} tp={} (rank 0 on {})", name, o.tp, dist::local_host_name());
@@ -156,21 +156,51 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   // ranks (stuck in collectives with it) are killed, and the next step fails
   // its requests with the collective's error.
   std::atomic<bool> watching{ranks != nullptr || cluster_ranks != nullptr};
+  // --restart across the cluster: the old engine and group go, then the group
+  // is placed and the engine loaded again until that works (every 2 s) or
+  // serve stops; /health says 503 with the cause meanwhile.
+  auto restart_cluster_engine = [&]() -> bool {
+    backend.retire();
+    cluster_ranks.reset();
+    for (int attempt = 1; watching; ++attempt) {
+      std::fprintf(stderr, "llmctl serve: placing the engine again (attempt %d) ...\n", attempt);
+      Status failed;
+      if (auto group = ClusterRankGroup::start(co); group.is_ok()) {
+        engine::EngineConfig again = config;
+        again.communicator = (*group)->communicator();
+        auto reloaded = engine::load_engine(model_dir, again, {}, {}, (*codec)->tokenizer().eos_ids());
+        if (reloaded.is_ok()) {
+          cluster_ranks = std::move(group).value();
+          backend.start(std::move(reloaded->engine), reloaded->eos_ids);
+          std::fprintf(stderr, "llmctl serve: the engine serves again (placement group %s)\n",
+                       cluster_ranks->group_id().c_str());
+          return true;
+        }
+        failed = reloaded.status();
+      } else {
+        failed = group.status();
+      }
+      logger("serve")->error("placing the engine again: {}", failed.message());
+      std::fprintf(stderr, "llmctl serve: placing the engine again: %s\n", failed.message().c_str());
+      for (int i = 0; i < 40 && watching; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
   std::thread rank_watcher;
   if (watching) {
     rank_watcher = std::thread([&] {
       auto poll_exited = [&] { return ranks ? ranks->poll_exited() : cluster_ranks->poll_exited(); };
       auto kill_all = [&] { ranks ? ranks->kill_all() : cluster_ranks->kill_all(); };
       while (watching) {
-        if (auto exited = poll_exited()) {
+        std::optional<std::string> exited = poll_exited();
+        if (exited) {
           logger("serve")->error("{}; the engine stops serving", *exited);
           std::fprintf(stderr, "llmctl serve: %s; the engine stops serving\n", exited->c_str());
           backend.mark_dead(*exited);
-          kill_all();
-          return;
         }
-        if (backend.state() == server::BackendState::kDead) {
+        if (exited || backend.state() == server::BackendState::kDead) {
           kill_all();
+          if (o.restart && cluster_ranks && restart_cluster_engine()) continue;
           return;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -218,7 +248,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"pack", "spread"}))
       ->capture_default_str();
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
-  cmd->add_flag("--restart", o->restart, "Place the engine again when a rank dies");
+  cmd->add_flag("--restart", o->restart, "With --address: place the engine again when a rank dies");
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       setup_logging(ctx.global, "serve", /*to_file=*/false);

@@ -10,7 +10,8 @@ status` shows the engine's placement group and the node rank 1 runs on; the
 worker got GLOO_SOCKET_IFNAME from serve's environment and no token in its
 argv; serve stopped with SIGTERM removes the group and leaves no worker on any
 node; a second serve whose remote worker is killed turns /health 503 with an
-error naming that node, and again leaves no worker behind; a worker that dies
+error naming that node, and again leaves no worker behind; with --restart the
+killed rank is placed again and the same text comes back; a worker that dies
 before the rendezvous (its node's GLOO_SOCKET_IFNAME names no NIC) fails serve
 at once with the rank, its node and its log named."""
 
@@ -63,10 +64,10 @@ def worker_pids(c):
     return pids
 
 
-def start_serve(c, model, log_path):
+def start_serve(c, model, log_path, extra=()):
     argv = [h.LLMCTL, "--state-dir", c.state_dir(c.head), "serve", "--model", model, "--tp", "2",
             "--address", f"{c.head.address}:{h.PORT}", "--placement", "spread", "--host", "0.0.0.0",
-            "--port", str(API_PORT), "--max-model-len", "256"]
+            "--port", str(API_PORT), "--max-model-len", "256"] + list(extra)
     env = dict(os.environ, GLOO_SOCKET_IFNAME="eth0", LLMCTL_TOKEN="", LLMCTL_ADDRESS="")
     log = open(log_path, "w")
     proc = subprocess.Popen(c.head._wrap(argv), stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
@@ -190,6 +191,32 @@ def main():
         check(f"on node {victim['name']}" in out, "serve's output names the dead rank's node")
         wait_for(lambda: not worker_pids(c) or None, 10, "no worker left after the engine died and serve stopped")
         check(engine_group(c) is None, "the dead engine's placement group is removed")
+
+        # --- --restart: the killed rank is placed again and the engine serves the same text ---
+        log3 = os.path.join(c.root, "serve3.log")
+        proc = start_serve(c, model, log3, extra=["--restart"])
+        g = wait_for(lambda: engine_group(c), 10, "the --restart engine's placement group")
+        os.kill(g["bundles"][0]["pid"], signal.SIGKILL)
+        t_kill = time.time()
+
+        def serving_again():
+            g2 = engine_group(c)
+            if g2 and g2["group_id"] != g["group_id"] and g2["bundles"][0]["state"] == "running" \
+                    and health(c.head.address)[0] == 200:
+                return g2
+            return None
+        g2 = wait_for(serving_again, 40, "the engine to be placed again and healthy")
+        print(f"MEASURED: --restart serves again {time.time() - t_kill:.2f}s after kill -9 of rank 1 "
+              f"(new group {g2['group_id']} on {nodes[g2['bundles'][0]['node_id']]['name']})")
+        status, body = request(c.head.address, "POST", "/v1/completions",
+                               {"model": model, "prompt": PROMPT, "max_tokens": 32, "temperature": 0,
+                                "ignore_eos": True})
+        check(status == 200 and json.loads(body)["choices"][0]["text"] == want,
+              f"the restarted engine gives the tp 1 text: {status} {body[:200]}")
+        out = stop_serve(proc, log3)
+        check("serves again" in out, "serve says the engine serves again")
+        wait_for(lambda: not worker_pids(c) or None, 10, "no worker left after the restarted engine stopped")
+        check(engine_group(c) is None, "the restarted engine's group is removed when serve stops")
 
         # --- a worker that dies before the group meets (its node names a NIC it does not have) ---
         for a in c.agents:

@@ -50,7 +50,42 @@ EngineBackend::~EngineBackend() {
   if (thread_.joinable()) thread_.join();
 }
 
+void EngineBackend::retire() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Whatever the engine thread left unanswered fails now, so no client waits
+  // on an engine that is gone.
+  std::vector<EventSink> orphans;
+  for (auto& [eid, live] : live_) orphans.push_back(std::move(live.sink));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Pending& p : inbox_) orphans.push_back(std::move(p.sink));
+    inbox_.clear();
+  }
+  std::string why = failure();
+  for (EventSink& sink : orphans) {
+    GenerationEvent ev;
+    ev.finish_reason = FinishReason::kError;
+    ev.error = why.empty() ? "the engine was stopped" : why;
+    sink(std::move(ev));
+  }
+  engine_.reset();
+  live_.clear();
+  engine_id_of_.clear();
+}
+
 void EngineBackend::start(std::unique_ptr<engine::Engine> engine, std::vector<int32_t> eos_ids) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = false;
+    failure_.clear();
+    inbox_.clear();
+    cancels_.clear();
+  }
   engine_ = std::move(engine);
   eos_ids_ = std::move(eos_ids);
   state_ = BackendState::kReady;

@@ -25,6 +25,10 @@ class EngineBackend final : public GenerationBackend {
   // Hands over a loaded engine and starts the engine thread; state() turns
   // kReady. Before this, state() is kLoading (or kDead after mark_dead()).
   void start(std::unique_ptr<engine::Engine> engine, std::vector<int32_t> eos_ids);
+  // Stops the engine thread and destroys the engine (a dead one, whose
+  // requests have failed); start() may then be called again with a new
+  // engine (serve --restart). Not concurrent with start().
+  void retire();
   // From any thread. The first reason given is kept; requests the engine
   // fails after this carry it.
   void mark_dead(const std::string& reason = {});
