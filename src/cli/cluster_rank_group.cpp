@@ -93,6 +93,30 @@ class WatchedStore final : public dist::RendezvousStore {
   Check check_;
 };
 
+// Groups an earlier serve on this host left placed when it was killed
+// outright (SIGKILL, a crash): its workers have all ended, since they fail
+// without rank 0, but the group still holds their resources. A group of
+// this host's whose bundles still run (another serve starting) is left alone.
+void remove_stale_groups(control::ControlClient& client, const std::string& host) {
+  auto status = client.call("cluster.status", json::object(), kCallTimeout);
+  if (!status.is_ok()) return;
+  const std::string suffix = fmt::format("(rank 0 on {})", host);
+  for (const auto& g : (*status)["groups"]) {
+    std::string name = g.value("name", "");
+    if (g.value("state", "") != "placed" || name.rfind("serve ", 0) != 0 || name.size() < suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+      continue;
+    }
+    bool running = false;
+    for (const auto& b : g["bundles"]) running = running || is_running(b.value("state", ""));
+    if (running) continue;
+    std::string id = g.value("group_id", "");
+    auto r = client.call("placement.remove", {{"group_id", id}}, kCallTimeout);
+    logger("serve")->info("removed placement group {} ({}) left by a serve that is gone: {}", id, name,
+                          r.is_ok() ? "ok" : r.status().message());
+  }
+}
+
 }  // namespace
 
 Result<RankStore> open_rank_store(const std::string& rendezvous, const std::string& state_dir) {
@@ -140,6 +164,7 @@ Result<std::unique_ptr<ClusterRankGroup>> ClusterRankGroup::start(const ClusterR
   auto client = control::connect_to(o.access, 5000ms);
   if (!client.is_ok()) return client.status().with_context("cannot reach the head at " + o.access.address);
   g->client_ = std::move(client).value();
+  remove_stale_groups(*g->client_, dist::local_host_name());
 
   json bundles = json::array();
   for (int rank = 1; rank < o.tp; ++rank) {

@@ -17,7 +17,9 @@
 //
 // The destructor (after rank 0's engine told the workers to stop) waits a
 // moment for them to exit, then removes the placement group, so no worker
-// outlives serve on any node, and deletes the group's rendezvous keys.
+// outlives serve on any node, and deletes the group's rendezvous keys. A
+// serve killed outright cannot; its workers end on their own (their
+// collectives fail) and the next serve on the same host removes the group.
 // Not thread-safe: one thread at a time (serve's rank watcher after start).
 #pragma once
 

@@ -11,7 +11,8 @@ worker got GLOO_SOCKET_IFNAME from serve's environment and no token in its
 argv; serve stopped with SIGTERM removes the group and leaves no worker on any
 node; a second serve whose remote worker is killed turns /health 503 with an
 error naming that node, and again leaves no worker behind; with --restart the
-killed rank is placed again and the same text comes back; a worker that dies
+killed rank is placed again and the same text comes back; a SIGKILLed serve's
+leftover group is removed by the next serve on its host; a worker that dies
 before the rendezvous (its node's GLOO_SOCKET_IFNAME names no NIC) fails serve
 at once with the rank, its node and its log named."""
 
@@ -217,6 +218,22 @@ def main():
         check("serves again" in out, "serve says the engine serves again")
         wait_for(lambda: not worker_pids(c) or None, 10, "no worker left after the restarted engine stopped")
         check(engine_group(c) is None, "the restarted engine's group is removed when serve stops")
+
+        # --- serve killed outright: its worker ends, and the next serve removes the leftover group ---
+        log4 = os.path.join(c.root, "serve4.log")
+        proc = start_serve(c, model, log4)
+        g = wait_for(lambda: engine_group(c), 10, "the engine's placement group before serve is killed")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        wait_for(lambda: not worker_pids(c) or None, 10, "the worker to end without its rank 0")
+        left = [x for x in c.status_json()["groups"] if x["group_id"] == g["group_id"]]
+        check(left and left[0]["state"] == "placed", "a SIGKILLed serve leaves its group placed")
+        log5 = os.path.join(c.root, "serve5.log")
+        proc = start_serve(c, model, log5)
+        old = [x for x in c.status_json()["groups"] if x["group_id"] == g["group_id"]]
+        check(not old or old[0]["state"] == "removed", f"the next serve on the host removed the leftover group ({old})")
+        stop_serve(proc, log5)
+        wait_for(lambda: not worker_pids(c) or None, 10, "no worker left")
 
         # --- a worker that dies before the group meets (its node names a NIC it does not have) ---
         for a in c.agents:
