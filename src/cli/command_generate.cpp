@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -10,6 +11,7 @@
 
 #include "cli/cli_context.h"
 #include "cli/local_rank_group.h"
+#include "cli/tensor_parallel_group.h"
 #include "runtime/engine/engine_loader.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -21,16 +23,12 @@ struct GenerateOptions {
   int max_tokens = 128, top_k = -1, tp = 1, pp = 1;
   double temperature = 1.0, top_p = 1.0;
   long long seed = -1;
-  bool ignore_eos = false, json = false;
+  bool ignore_eos = false, json = false, enforce_eager = false;
 };
 
 int run_generate(const GenerateOptions& o, const GlobalOptions& global) {
   if (o.pp > 1) return report_error("generate", Status::unimplemented("pipeline parallel is not supported yet"));
   if (o.tp < 1) return report_error("generate", Status::invalid_argument("--tp must be at least 1"));
-  if (o.tp > 1 && o.device != "auto" && o.device != "cpu") {
-    return report_error("generate", Status::unimplemented("--tp > 1 with --device " + o.device +
-                                                          ": tensor parallel runs on the CPU (Gloo) only for now"));
-  }
   auto tok = tokenizer::Tokenizer::load(o.model);
   if (!tok.is_ok()) return report_error("generate", tok.status());
   const tokenizer::Tokenizer& tokenizer = *tok;
@@ -49,24 +47,33 @@ int run_generate(const GenerateOptions& o, const GlobalOptions& global) {
   }
   engine::EngineConfig config;
   config.device = o.device;
+  config.enforce_eager = o.enforce_eager;
   // Ranks 1..tp-1 as child processes; declared before the engine so the
   // engine (which tells them to stop) goes first.
   std::unique_ptr<LocalRankGroup> ranks;
   if (o.tp > 1) {
+    auto device = local_group_device(o.device);
+    if (!device.is_ok()) return report_error("generate", device.status());
     LocalRankGroupOptions ro;
     ro.model_dir = o.model;
     ro.tp = o.tp;
+    ro.device = *device;
     ro.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
     ro.log_level = global.log_level;
     auto group = LocalRankGroup::start(ro);
     if (!group.is_ok()) return report_error("generate", group.status());
     ranks = std::move(group).value();
-    config.device = "cpu";
+    config.device = rank_device(ro.device, 0);
     config.num_threads = ro.threads_per_rank;
     config.communicator = ranks->communicator();
+    config.cuda_stream = ranks->communicator()->stream();
   }
   config.scheduler.max_num_seqs = 1;
-  config.scheduler.max_model_len = 0;  // the model's max_position_embeddings
+  // Room for this prompt and its output only (the loader caps it at the
+  // model's max_position_embeddings): a 128k-token cache would be sized for
+  // nothing.
+  config.scheduler.max_model_len = static_cast<int32_t>(
+      std::min<int64_t>(static_cast<int64_t>(prompt_ids.size()) + std::max(o.max_tokens, 1), INT32_MAX));
   auto detokenize = [&tokenizer](std::span<const int32_t> ids) { return tokenizer.decode(ids, true); };
   auto loaded = engine::load_engine(o.model, config, detokenize, progress, tokenizer.eos_ids());
   if (!loaded.is_ok()) return report_error("generate", loaded.status());
@@ -127,6 +134,7 @@ void register_generate(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--pp,--pipeline-parallel-size", o->pp, "Pipeline-parallel stages (only 1 for now)")
       ->capture_default_str();
+  cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--json", o->json, R"(Print {"text","token_ids","finish_reason","usage"})");
   cmd->callback([&ctx, o] {

@@ -12,6 +12,7 @@
 #include "cli/cli_context.h"
 #include "cli/cluster_rank_group.h"
 #include "cli/local_rank_group.h"
+#include "cli/tensor_parallel_group.h"
 #include "common/build_info.h"
 #include "common/logging.h"
 #include "runtime/control/daemon.h"
@@ -31,7 +32,7 @@ struct ServeOptions {
   std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token, placement = "pack";
   int port = 8000, max_num_seqs = 64, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
   double gpu_memory_utilization = 0.9;
-  bool restart = false;
+  bool restart = false, enforce_eager = false;
 };
 
 int run_serve(const ServeOptions& o, const GlobalOptions& global) {
@@ -40,7 +41,6 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   if (!o.address.empty() && o.tp > 1 && o.device == "cuda") {
     return report_error("serve", Status::unimplemented("--device cuda with --address: ranks across nodes run on CPUs (Gloo) only for now"));
   }
-  if (o.device == "cuda") return report_error("serve", Status::unimplemented("--device cuda: only the CPU backend exists yet"));
   if (o.port < 0 || o.port > 65535) return report_error("serve", Status::invalid_argument("--port must be 0..65535"));
   if (o.max_num_seqs < 1) return report_error("serve", Status::invalid_argument("--max-num-seqs must be at least 1"));
   if (o.max_model_len < 1) return report_error("serve", Status::invalid_argument("--max-model-len must be at least 1"));
@@ -69,6 +69,9 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   std::unique_ptr<LocalRankGroup> ranks;
   std::unique_ptr<ClusterRankGroup> cluster_ranks;
   engine::EngineConfig config;
+  config.device = o.device;
+  config.gpu_memory_utilization = o.gpu_memory_utilization;
+  config.enforce_eager = o.enforce_eager;
   ClusterRankGroupOptions co;  // kept: --restart places the same group again
   if (o.tp > 1 && !o.address.empty()) {
     auto access = control::resolve_cluster_access(o.address, o.token, control::NodePaths(resolve_state_dir(global)));
@@ -90,17 +93,21 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     config.num_threads = co.threads_per_rank;
     config.communicator = cluster_ranks->communicator();
   } else if (o.tp > 1) {
+    auto device = local_group_device(o.device);
+    if (!device.is_ok()) return report_error("serve", device.status());
     LocalRankGroupOptions ro;
     ro.model_dir = model_dir;
     ro.tp = o.tp;
+    ro.device = *device;
     ro.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
     ro.log_level = global.log_level;
     auto group = LocalRankGroup::start(ro);
     if (!group.is_ok()) return report_error("serve", group.status());
     ranks = std::move(group).value();
-    config.device = "cpu";
+    config.device = rank_device(ro.device, 0);
     config.num_threads = ro.threads_per_rank;
     config.communicator = ranks->communicator();
+    config.cuda_stream = ranks->communicator()->stream();
   }
 
   asio::io_context io;
@@ -248,6 +255,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"pack", "spread"}))
       ->capture_default_str();
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
+  cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
   cmd->add_flag("--restart", o->restart, "With --address: place the engine again when a rank dies");
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {

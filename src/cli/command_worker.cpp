@@ -10,7 +10,8 @@
 #include "cli/cli_context.h"
 #include "cli/cluster_rank_group.h"
 #include "common/logging.h"
-#include "runtime/dist/gloo_communicator.h"
+#include "cli/tensor_parallel_group.h"
+#include "runtime/dist/rendezvous_store.h"
 #include "runtime/engine/rank_worker.h"
 
 namespace llmctl::cli {
@@ -31,23 +32,21 @@ int run_worker(const WorkerOptions& o) {
   if (o.tp < 2 || o.rank < 1 || o.rank >= o.tp) {
     return report_error("worker", Status::invalid_argument("--rank must be in [1, --tp) and --tp at least 2"));
   }
-  if (o.device != "cpu") {
-    return report_error("worker", Status::unimplemented("--device " + o.device +
-                                                        ": tensor parallel runs on the CPU (Gloo) only for now"));
-  }
   auto store = open_rank_store(o.rendezvous, o.state_dir);
   if (!store.is_ok()) return report_error("worker", store.status().with_context(who));
-  dist::GlooOptions gloo;
-  gloo.rank = o.rank;
-  gloo.world_size = o.tp;
-  gloo.interface = o.interface;
-  if (o.interface.empty()) gloo.hostname = store->local_address;
-  gloo.timeout = std::chrono::milliseconds(o.timeout_ms);
-  auto comm = dist::connect_gloo(gloo, *store->store);
+  TensorParallelJoin join;
+  join.rank = o.rank;
+  join.tp = o.tp;
+  join.device = o.device;
+  join.interface = o.interface;
+  if (o.interface.empty()) join.hostname = store->local_address;
+  join.timeout = std::chrono::milliseconds(o.timeout_ms);
+  auto comm = join_tensor_parallel_group(join, *store->store);
   if (!comm.is_ok()) return report_error("worker", comm.status().with_context(who + ": joining the group"));
   engine::EngineConfig config;
   config.device = o.device;
   config.num_threads = o.threads;
+  config.cuda_stream = (*comm)->stream();
   Status st = engine::run_rank_worker(o.model, config, **comm);
   if (!st.is_ok()) return report_error("worker", st);
   logger("worker")->info("{}: rank 0 stopped the group", who);
@@ -64,7 +63,7 @@ void register_worker(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--rank", o->rank, "This rank (1 .. tp-1; rank 0 runs the scheduler)")->required();
   cmd->add_option("--tp", o->tp, "Tensor-parallel ranks in the group")->required();
   cmd->add_option("--rendezvous", o->rendezvous, "Directory of the group's file store, or head:HOST:PORT/ENGINE")->required();
-  cmd->add_option("--device", o->device, "cpu");
+  cmd->add_option("--device", o->device, "cpu or cuda:N (the GPU this rank drives)");
   cmd->add_option("--threads", o->threads, "CPU backend threads");
   cmd->add_option("--interface", o->interface, "NIC for collectives (GLOO_SOCKET_IFNAME)")->envname("GLOO_SOCKET_IFNAME");
   cmd->add_option("--timeout-ms", o->timeout_ms, "Rendezvous and collective time-out");

@@ -13,7 +13,10 @@
 
 #include <fmt/format.h>
 
-#include "runtime/dist/gloo_communicator.h"
+#include "cli/tensor_parallel_group.h"
+#if defined(LLMCTL_WITH_CUDA)
+#include "kernels/cuda_backend.h"
+#endif
 #include "runtime/model/model_config.h"
 #include "runtime/model/shard_layout.h"
 
@@ -29,6 +32,10 @@ std::string describe_wait_status(int status) {
 
 }  // namespace
 
+std::string rank_device(const std::string& device, int rank) {
+  return device == "cpu" ? device : "cuda:" + std::to_string(rank);
+}
+
 Status LocalRankGroup::spawn(const LocalRankGroupOptions& o, int rank) {
   std::vector<std::string> args = {"llmctl",
                                    "--log-level",
@@ -43,7 +50,7 @@ Status LocalRankGroup::spawn(const LocalRankGroupOptions& o, int rank) {
                                    "--rendezvous",
                                    dir_,
                                    "--device",
-                                   o.device,
+                                   rank_device(o.device, rank),
                                    "--threads",
                                    std::to_string(o.threads_per_rank)};
   std::vector<char*> argv;
@@ -72,6 +79,16 @@ Result<std::unique_ptr<LocalRankGroup>> LocalRankGroup::start(const LocalRankGro
   if (auto layout = model::ShardLayout::make(config, 0, o.tp); !layout.is_ok()) {
     return layout.status().with_context(o.model_dir);
   }
+  if (o.device != "cpu") {
+    if (o.device != "cuda") {
+      return Status::invalid_argument("--device " + o.device + " with --tp: use cpu, or cuda (rank r drives GPU r)");
+    }
+#if defined(LLMCTL_WITH_CUDA)
+    if (const int gpus = kernels::cuda_device_count(); gpus < o.tp) {
+      return Status::unavailable(fmt::format("--tp {} on cuda needs {} GPUs on this node; {} visible", o.tp, o.tp, gpus));
+    }
+#endif
+  }
   std::unique_ptr<LocalRankGroup> g(new LocalRankGroup());
   std::string tmpl = (std::filesystem::temp_directory_path() / "llmctl-tp-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) {
@@ -80,12 +97,13 @@ Result<std::unique_ptr<LocalRankGroup>> LocalRankGroup::start(const LocalRankGro
   g->dir_ = tmpl;
   ASSIGN_OR_RETURN(g->store_, dist::open_file_store(g->dir_));
   for (int r = 1; r < o.tp; ++r) RETURN_IF_ERROR(g->spawn(o, r));
-  dist::GlooOptions gloo;
-  gloo.rank = 0;
-  gloo.world_size = o.tp;
-  gloo.hostname = "127.0.0.1";  // every rank is on this machine
-  gloo.timeout = o.timeout;
-  auto comm = dist::connect_gloo(gloo, *g->store_);
+  TensorParallelJoin join;
+  join.rank = 0;
+  join.tp = o.tp;
+  join.device = rank_device(o.device, 0);
+  join.hostname = "127.0.0.1";  // every rank is on this machine
+  join.timeout = o.timeout;
+  auto comm = join_tensor_parallel_group(join, *g->store_);
   if (!comm.is_ok()) {
     // A worker that failed to start says why on stderr; name its exit here.
     Status st = comm.status();

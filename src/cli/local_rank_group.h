@@ -1,7 +1,8 @@
 // The tensor-parallel ranks of one engine on this machine: `generate --tp N`
 // and `serve --tp N` start ranks 1..N-1 as `llmctl worker` child processes of
 // this binary, rendezvous with them through a file store in a fresh temporary
-// directory, and hold rank 0's communicator (Gloo over loopback).
+// directory, and hold rank 0's communicator (Gloo over loopback on the CPU,
+// NCCL on GPUs 0..N-1).
 //
 // Children never outlive this process: each gets PR_SET_PDEATHSIG(SIGKILL),
 // and the destructor waits for them (after rank 0's engine said stop) and
@@ -26,12 +27,16 @@ namespace llmctl::cli {
 struct LocalRankGroupOptions {
   std::string model_dir;
   int tp = 2;
+  // "cpu" (Gloo over loopback) or "cuda" (NCCL; rank r drives GPU r).
   std::string device = "cpu";
   int threads_per_rank = 1;
   // Rendezvous, and each of rank 0's collectives.
   std::chrono::milliseconds timeout{30000};
   std::string log_level = "warn";
 };
+
+// The --device a rank of a local group gets: cpu, or cuda:<rank>.
+std::string rank_device(const std::string& device, int rank);
 
 class LocalRankGroup {
  public:

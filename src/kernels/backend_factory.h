@@ -14,6 +14,9 @@ namespace llmctl::kernels {
 // binary has the CUDA backend and a GPU is visible, else cpu. num_threads is
 // for the CPU backend (<= 0: all cores). INVALID_ARGUMENT for another value;
 // UNAVAILABLE for cuda in a build without it or on a host without the GPU.
-Result<std::unique_ptr<Backend>> make_backend(std::string_view device, int num_threads = 0);
+// cuda_stream: for a CUDA backend, the cudaStream_t to enqueue on (a
+// tensor-parallel rank passes its NCCL group's stream); ignored for the CPU.
+Result<std::unique_ptr<Backend>> make_backend(std::string_view device, int num_threads = 0,
+                                              void* cuda_stream = nullptr);
 
 }  // namespace llmctl::kernels

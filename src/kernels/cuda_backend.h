@@ -30,7 +30,10 @@ namespace llmctl::kernels {
 int cuda_device_count();
 
 // A backend on GPU `device`; UNAVAILABLE when there is no such device.
-Result<std::unique_ptr<Backend>> make_cuda_backend(int device);
+// stream: a cudaStream_t of that device to enqueue on (not owned; it must
+// outlive the backend), e.g. the tensor-parallel group's NCCL stream; null:
+// a stream of the backend's own.
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device, void* stream = nullptr);
 
 // A recorded sequence of a CUDA backend's ops, replayed as one CUDA graph:
 // what a decode step of a fixed batch shape becomes once captured, without

@@ -86,8 +86,16 @@ class Backend {
   struct MemoryInfo {
     uint64_t total_bytes = 0;
     uint64_t free_bytes = 0;
+    // Freed buffers the backend's allocator still held, released by this
+    // call: after a step, about what that step needed beyond its persistent
+    // buffers (the KV sizing subtracts it as the activations' peak).
+    uint64_t cached_bytes = 0;
   };
   virtual MemoryInfo memory_info() { return {}; }
+  // Changes whenever an op moved a scratch buffer it keeps between calls to
+  // a new address (growing it for a larger shape): a CUDA graph captured
+  // before then reads the old, freed one and must be captured again.
+  virtual uint64_t scratch_epoch() const { return 0; }
 
   // The dtype of linear() weights (kF32 unless a backend overrides it). A
   // weight buffer holds count * weight_dtype_size_bytes(weight_dtype()) bytes

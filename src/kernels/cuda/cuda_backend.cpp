@@ -15,9 +15,9 @@ namespace {
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, cudaStream_t stream) : device_(device), stream_(stream), own_stream_(stream == nullptr) {
     CUDA_CHECK(cudaSetDevice(device_));
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (own_stream_) CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasLtCreate(&linear_.lt));
     linear_.workspace_bytes = kCublasLtWorkspaceBytes;
     CUDA_CHECK(cudaMalloc(&linear_.workspace, linear_.workspace_bytes));
@@ -41,7 +41,7 @@ class CudaBackend final : public Backend {
     if (attention_.counters != nullptr) (void)cudaFree(attention_.counters);
     (void)cudaFree(linear_.workspace);
     (void)cublasLtDestroy(linear_.lt);
-    (void)cudaStreamDestroy(stream_);
+    if (own_stream_) (void)cudaStreamDestroy(stream_);
   }
 
   std::string_view name() const override { return "cuda"; }
@@ -50,11 +50,27 @@ class CudaBackend final : public Backend {
     // Freed blocks stay in the stream-ordered pool (see the constructor);
     // give them back first so free memory is what the process truly needs.
     (void)cudaStreamSynchronize(stream_);
+    uint64_t cached = 0;
     cudaMemPool_t pool = nullptr;
-    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
+    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) {
+      uint64_t reserved = 0, used = 0;
+      if (cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess &&
+          cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used) == cudaSuccess && reserved > used) {
+        cached = reserved - used;
+      }
+      (void)cudaMemPoolTrimTo(pool, 0);
+    }
     std::size_t free_bytes = 0, total_bytes = 0;
     if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return {};
-    return {total_bytes, free_bytes};
+    return {total_bytes, free_bytes, cached};
+  }
+  uint64_t scratch_epoch() const override {
+    // The addresses themselves: a buffer regrown in place leaves graphs valid.
+    auto bits = [](const void* p) { return static_cast<uint64_t>(reinterpret_cast<std::uintptr_t>(p)); };
+    uint64_t h = bits(linear_.x_bf16);
+    h = h * 1000003u ^ bits(attention_.partials);
+    h = h * 1000003u ^ bits(attention_.counters);
+    return h;
   }
   cudaStream_t stream() const { return stream_; }
   void bind_device() const { bind(); }
@@ -193,6 +209,9 @@ class CudaBackend final : public Backend {
 
   int device_;
   cudaStream_t stream_ = nullptr;
+  // A tensor-parallel rank enqueues on its NCCL group's stream, so the
+  // collectives and the model's kernels need no cross-stream events.
+  bool own_stream_ = true;
   LinearScratch linear_;
   AttentionScratch attention_;
 };
@@ -262,14 +281,14 @@ int cuda_device_count() {
   return count;
 }
 
-Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device, void* stream) {
   const int count = cuda_device_count();
   if (count == 0) return Status::unavailable("cuda backend: no CUDA device is visible (driver missing or no GPU)");
   if (device < 0 || device >= count) {
     return Status::unavailable("cuda backend: device " + std::to_string(device) + " does not exist (" +
                                std::to_string(count) + " visible)");
   }
-  return std::unique_ptr<Backend>(std::make_unique<cuda::CudaBackend>(device));
+  return std::unique_ptr<Backend>(std::make_unique<cuda::CudaBackend>(device, static_cast<cudaStream_t>(stream)));
 }
 
 }  // namespace llmctl::kernels

@@ -31,6 +31,15 @@ class Communicator {
   // Rank 0 sends each step's batch to the other ranks through this.
   virtual Status broadcast_bytes(std::string& bytes, int root) = 0;
   virtual Status barrier() = 0;
+  // Waits until every collective this rank enqueued has finished; the error
+  // names the peer that is gone or stuck. Gloo's collectives finish before
+  // they return; NCCL's are enqueued on a CUDA stream, and a rank that then
+  // waited on that stream without this could wait for a dead peer forever.
+  virtual Status synchronize() { return Status::ok(); }
+  // The cudaStream_t the collectives run on (NCCL); null on the host (Gloo).
+  // The rank's CUDA backend enqueues on it too, so kernels and collectives
+  // are ordered without events.
+  virtual void* stream() const { return nullptr; }
 };
 
 }  // namespace llmctl::dist

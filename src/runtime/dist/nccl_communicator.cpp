@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -43,6 +44,16 @@ class NcclGroup final : public NcclCommunicator {
         liveness_(std::move(liveness)) {}
 
   ~NcclGroup() override {
+    if (timing_) {
+      collect_timings();
+      std::fprintf(stderr, "llmctl step timing: %s: %lld all-reduces of %.1f MiB in total, %.1f ms on the GPU\n",
+                   self().c_str(), static_cast<long long>(reduce_calls_),
+                   static_cast<double>(reduce_bytes_) / (1 << 20), reduce_ms_);
+      for (auto& [a, b] : pending_) {
+        cudaEventDestroy(a);
+        cudaEventDestroy(b);
+      }
+    }
     if (comm_ != nullptr) {
       // Finalize waits for the peers; bounded, and abort frees it otherwise.
       bool finished = false;
@@ -97,9 +108,20 @@ class NcclGroup final : public NcclCommunicator {
   Status all_reduce_sum(float* data, int64_t count) override {
     if (!broken_.is_ok()) return broken_;
     if (count <= 0) return count == 0 ? Status::ok() : Status::invalid_argument(fmt::format("{}: count {} < 0", self(), count));
-    return enqueue("all_reduce_sum", count, [&] {
+    cudaEvent_t start = nullptr, stop = nullptr;
+    if (timing_ && cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess) {
+      cudaEventRecord(start, stream_);
+    }
+    Status st = enqueue("all_reduce_sum", count, [&] {
       return ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat32, ncclSum, comm_, stream_);
     });
+    if (stop != nullptr) {
+      cudaEventRecord(stop, stream_);
+      pending_.emplace_back(start, stop);
+      ++reduce_calls_;
+      reduce_bytes_ += count * static_cast<int64_t>(sizeof(float));
+    }
+    return st;
   }
 
   Status all_gather(const float* in, float* out, int64_t count) override {
@@ -135,15 +157,24 @@ class NcclGroup final : public NcclCommunicator {
   Status synchronize() override {
     if (!broken_.is_ok()) return broken_;
     auto deadline = Clock::now() + options_.timeout;
+    const auto spin_until = Clock::now() + std::chrono::microseconds(500);
     while (true) {
       cudaError_t e = cudaStreamQuery(stream_);
-      if (e == cudaSuccess) return Status::ok();
+      if (e == cudaSuccess) {
+        if (timing_) collect_timings();
+        return Status::ok();
+      }
       if (e != cudaErrorNotReady) return fail("synchronize", cudaGetErrorString(e), false);
       ncclResult_t state = ncclSuccess;
       ncclCommGetAsyncError(comm_, &state);
       if (state != ncclSuccess && state != ncclInProgress) return fail("synchronize", nccl_error(state, comm_), false);
-      if (Clock::now() >= deadline) return fail("synchronize", "the stream did not finish", true);
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      const auto now = Clock::now();
+      if (now >= deadline) return fail("synchronize", "the stream did not finish", true);
+      if (now < spin_until) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
     }
   }
 
@@ -161,6 +192,20 @@ class NcclGroup final : public NcclCommunicator {
   }
 
  private:
+  // Adds up the all-reduces whose end event has passed (after a synchronize, all).
+  void collect_timings() {
+    std::size_t done = 0;
+    for (; done < pending_.size(); ++done) {
+      auto [a, b] = pending_[done];
+      if (cudaEventQuery(b) != cudaSuccess) break;
+      float ms = 0;
+      if (cudaEventElapsedTime(&ms, a, b) == cudaSuccess) reduce_ms_ += ms;
+      cudaEventDestroy(a);
+      cudaEventDestroy(b);
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(done));
+  }
+
   // Non-blocking NCCL may answer ncclInProgress until the call is enqueued.
   template <typename F>
   Status enqueue(const char* op, int64_t count, F&& call) {
@@ -172,14 +217,24 @@ class NcclGroup final : public NcclCommunicator {
   }
 
   Status wait_async(const std::string& op, Clock::time_point deadline) {
+    // A collective on a non-blocking communicator usually answers
+    // ncclInProgress and is enqueued microseconds later; the next kernel
+    // may only be launched after that, so the first millisecond spins (a
+    // 100 us sleep per call was most of a tensor-parallel step's host time).
+    const auto spin_until = Clock::now() + std::chrono::milliseconds(1);
     while (true) {
       ncclResult_t state = ncclSuccess;
       ncclResult_t r = ncclCommGetAsyncError(comm_, &state);
       if (r != ncclSuccess) return fail(op, nccl_error(r, comm_), false);
       if (state == ncclSuccess) return Status::ok();
       if (state != ncclInProgress) return fail(op, nccl_error(state, comm_), false);
-      if (Clock::now() >= deadline) return fail(op, "still in progress", true);
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      const auto now = Clock::now();
+      if (now >= deadline) return fail(op, "still in progress", true);
+      if (now < spin_until) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
     }
   }
 
@@ -222,6 +277,12 @@ class NcclGroup final : public NcclCommunicator {
   void* scratch_ = nullptr;
   std::size_t scratch_bytes_ = 0;
   Status broken_;
+  // LLMCTL_STEP_TIMING=1: the all-reduces' GPU time, for the tensor-parallel
+  // benchmarks' "share of the step in all-reduce" (printed at exit).
+  bool timing_ = std::getenv("LLMCTL_STEP_TIMING") != nullptr;
+  std::vector<std::pair<cudaEvent_t, cudaEvent_t>> pending_;
+  int64_t reduce_calls_ = 0, reduce_bytes_ = 0;
+  double reduce_ms_ = 0;
 };
 
 }  // namespace

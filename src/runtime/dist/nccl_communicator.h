@@ -33,13 +33,9 @@ struct NcclOptions {
   void* stream = nullptr;
 };
 
-class NcclCommunicator : public Communicator {
- public:
-  // Waits for everything enqueued on the stream; the error names the peer
-  // that is gone or stuck when that is why it did not finish in time.
-  virtual Status synchronize() = 0;
-  virtual void* stream() const = 0;
-};
+// synchronize() waits for everything enqueued on stream(), at most the
+// group's time-out.
+class NcclCommunicator : public Communicator {};
 
 // Joins the group: rank 0 makes the NCCL unique id and publishes it in
 // `store`; every rank publishes its endpoint (rank_endpoint.h) and inits its

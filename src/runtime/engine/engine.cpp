@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "common/logging.h"
+#include "runtime/engine/kv_cache_budget.h"
 #include "runtime/engine/sampler.h"
 
 namespace llmctl::engine {
@@ -19,7 +21,8 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
                                     std::to_string(config.max_position_embeddings));
   }
   const int64_t block_bytes = ModelRunner::kv_block_bytes(config, sc.block_size);
-  if (sc.num_blocks == 0) {
+  const bool measure = sc.num_blocks == 0 && ec.kv_cache_bytes == 0 && backend->memory_info().total_bytes > 0;
+  if (sc.num_blocks == 0 && !measure) {
     int64_t budget = ec.kv_cache_bytes;
     if (budget == 0) {
       const int64_t blocks_per_seq = (sc.max_model_len + sc.block_size - 1) / sc.block_size;
@@ -27,16 +30,56 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
     }
     sc.num_blocks = static_cast<int32_t>(budget / block_bytes);
   }
-  RETURN_IF_ERROR(sc.validate());
+  if (!measure) RETURN_IF_ERROR(sc.validate());
+  // The largest step the scheduler may make: its token budget in one prompt,
+  // and a sampling row for every running sequence.
+  const int32_t profile_tokens = std::max(1, std::min(sc.max_num_batched_tokens, sc.max_model_len));
+  const int32_t profile_blocks = (profile_tokens + sc.block_size - 1) / sc.block_size;
   std::unique_ptr<Engine> e(new Engine());
+  ASSIGN_OR_RETURN(e->runner_, ModelRunner::create(std::move(backend), config, weights,
+                                                       measure ? profile_blocks : sc.num_blocks, sc.block_size,
+                                                       ec.communicator));
+  if (measure) {
+    RETURN_IF_ERROR(e->runner_->profile(profile_tokens, std::min(sc.max_num_seqs, profile_tokens)));
+    const kernels::Backend::MemoryInfo mem = e->runner_->memory_info();
+    KvCacheDemand demand;
+    demand.total_bytes = mem.total_bytes;
+    demand.free_after_profile = mem.free_bytes > mem.cached_bytes ? mem.free_bytes - mem.cached_bytes : 0;
+    demand.utilization = ec.gpu_memory_utilization;
+    demand.block_bytes = e->runner_->rank_kv_block_bytes();
+    demand.block_size = sc.block_size;
+    demand.max_model_len = sc.max_model_len;
+    // The profiling cache is still held: its bytes count as free for the plan.
+    demand.free_after_profile += static_cast<uint64_t>(profile_blocks) * static_cast<uint64_t>(demand.block_bytes);
+    demand.free_after_profile = std::min(demand.free_after_profile, demand.total_bytes);
+    ASSIGN_OR_RETURN(KvCacheBudget budget, plan_kv_cache(demand));
+    logger("engine")->info("{}", budget.summary);
+    sc.num_blocks = budget.num_blocks;
+    // More than every running sequence at full length could ever hold
+    // would sit idle (one `generate` would take the whole GPU).
+    const int64_t useful = static_cast<int64_t>(sc.max_num_seqs) * ((sc.max_model_len + sc.block_size - 1) / sc.block_size);
+    if (sc.num_blocks > useful) {
+      sc.num_blocks = static_cast<int32_t>(useful);
+      logger("engine")->info("KV cache capped at {} blocks: {} sequences of {} tokens", useful, sc.max_num_seqs,
+                             sc.max_model_len);
+    }
+    RETURN_IF_ERROR(e->runner_->resize_kv(sc.num_blocks));
+  }
+  RETURN_IF_ERROR(sc.validate());
+  if (!ec.enforce_eager && ec.communicator == nullptr && measure) {
+    // Only devices that report memory (CUDA) have graphs; elsewhere this is a no-op.
+    if (Status st = e->runner_->enable_decode_graphs(sc.max_num_seqs, sc.max_model_len); !st.is_ok()) {
+      logger("engine")->info("decode steps run eagerly: {}", st.message());
+    }
+  }
   e->config_ = config;
   e->eos_ids_ = std::move(eos_ids);
   e->detokenizer_ = std::move(detokenizer);
   e->scheduler_ = std::make_unique<Scheduler>(sc);
-  ASSIGN_OR_RETURN(e->runner_, ModelRunner::create(std::move(backend), config, weights, sc.num_blocks, sc.block_size,
-                                                       ec.communicator));
   return e;
 }
+
+int64_t Engine::decode_graph_replays() const { return runner_->graph_replays(); }
 
 Result<uint64_t> Engine::add_request(std::vector<int32_t> prompt_ids, SamplingParams params) {
   RETURN_IF_ERROR(params.validate());

@@ -33,13 +33,25 @@ using Detokenizer = std::function<std::string(std::span<const int32_t>)>;
 
 struct EngineConfig {
   SchedulerConfig scheduler;   // num_blocks 0: derived from kv_cache_bytes
-  int64_t kv_cache_bytes = 0;  // 0: room for max_num_seqs sequences of max_model_len (capped at 4 GiB)
+  // 0: on a device that reports its memory (CUDA), what
+  // gpu_memory_utilization leaves after a profiling step
+  // (kv_cache_budget.h); on the CPU, room for max_num_seqs sequences of
+  // max_model_len (capped at 4 GiB).
+  int64_t kv_cache_bytes = 0;
+  double gpu_memory_utilization = 0.9;
+  // CUDA: decode steps replay CUDA graphs per batch bucket unless this is
+  // set (vLLM's --enforce-eager).
+  bool enforce_eager = false;
   int num_threads = 0;         // CPU backend threads; 0: all cores
   std::string device = "cpu";  // cpu, cuda, cuda:N, auto (kernels/backend_factory.h)
   // The tensor-parallel group this engine is rank 0 of (nullptr: the whole
   // model in this process). Not owned; outlives the engine. The other ranks
   // run run_rank_worker() (rank_worker.h).
   dist::Communicator* communicator = nullptr;
+  // For a CUDA device, the stream to enqueue on (not owned): a
+  // tensor-parallel rank's group stream (Communicator::stream()), so its
+  // collectives and kernels run in order; null: a stream of the backend's own.
+  void* cuda_stream = nullptr;
 };
 
 struct CompletionOutput {
@@ -69,6 +81,10 @@ class Engine {
                                                 const model::ModelConfig& config, const model::ModelWeights& weights,
                                                 EngineConfig engine_config, std::vector<int32_t> eos_ids,
                                                 Detokenizer detokenizer = {});
+
+  // Decode steps replayed as CUDA graphs so far (0 when running eagerly).
+  int64_t decode_graph_replays() const;
+  int32_t kv_cache_blocks() const { return scheduler_->config().num_blocks; }
 
   // Validates and queues a request; returns its id.
   Result<uint64_t> add_request(std::vector<int32_t> prompt_ids, SamplingParams params);

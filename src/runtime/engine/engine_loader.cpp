@@ -30,7 +30,7 @@ Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig conf
   if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > mc.max_position_embeddings) {
     config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);
   }
-  ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads));
+  ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads, config.cuda_stream));
   auto created = Engine::create(std::move(backend), mc, weights, config, out.eos_ids, std::move(detokenizer));
   if (!created.is_ok()) return created.status().with_context(model_dir);
   out.engine = std::move(created).value();

@@ -1,10 +1,22 @@
 #include "runtime/engine/model_runner.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+#include <fmt/format.h>
 
 #include "runtime/dist/communicator.h"
 
 namespace llmctl::engine {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
 
 int64_t ModelRunner::kv_block_bytes(const model::ModelConfig& c, int32_t block_size) {
   return 2 * c.num_hidden_layers * static_cast<int64_t>(block_size) * c.kv_size() * static_cast<int64_t>(sizeof(float));
@@ -15,19 +27,12 @@ Result<std::unique_ptr<ModelRunner>> ModelRunner::create(std::unique_ptr<kernels
                                                          const model::ModelWeights& weights, int32_t num_blocks,
                                                          int32_t block_size, dist::Communicator* comm) {
   std::unique_ptr<ModelRunner> r(new ModelRunner());
+  r->timing_.enabled = std::getenv("LLMCTL_STEP_TIMING") != nullptr;
   r->backend_ = std::move(backend);
   ASSIGN_OR_RETURN(r->model_, model::DecoderModel::create(config, weights, r->backend_.get(), comm));
-  const int64_t kv_width = r->model_->layout().num_kv_heads * config.head_dim;
-  const auto layer_bytes = static_cast<std::size_t>(num_blocks) * block_size * kv_width * sizeof(float);
-  for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
-    ASSIGN_OR_RETURN(auto k, r->backend_->allocate(layer_bytes));
-    ASSIGN_OR_RETURN(auto v, r->backend_->allocate(layer_bytes));
-    r->kv_.k.push_back(k->f32());
-    r->kv_.v.push_back(v->f32());
-    r->kv_buffers_.push_back(std::move(k));
-    r->kv_buffers_.push_back(std::move(v));
-  }
   r->kv_.block_size = block_size;
+  RETURN_IF_ERROR(r->allocate_kv(num_blocks));
+  if (comm != nullptr && comm->world_size() > 1) r->group_ = comm;
   if (comm != nullptr && comm->world_size() > 1 && comm->rank() == 0) {
     RankMessage init;
     init.kind = RankMessage::Kind::kInit;
@@ -40,7 +45,90 @@ Result<std::unique_ptr<ModelRunner>> ModelRunner::create(std::unique_ptr<kernels
   return r;
 }
 
+int64_t ModelRunner::rank_kv_block_bytes() const {
+  return 2 * model_->config().num_hidden_layers * static_cast<int64_t>(kv_.block_size) *
+         model_->layout().num_kv_heads * model_->config().head_dim * static_cast<int64_t>(sizeof(float));
+}
+
+Status ModelRunner::allocate_kv(int32_t num_blocks) {
+  if (num_blocks < 1) return Status::invalid_argument("the KV cache needs at least one block");
+  graphs_.reset();  // they point into the old cache
+  kv_.k.clear();
+  kv_.v.clear();
+  kv_buffers_.clear();  // the old cache goes back before the new one is taken
+  num_blocks_ = num_blocks;
+  const int64_t kv_width = model_->layout().num_kv_heads * model_->config().head_dim;
+  // + 1: the scratch block decode graphs' padding rows write to.
+  const auto layer_bytes = static_cast<std::size_t>(num_blocks + 1) * kv_.block_size * kv_width * sizeof(float);
+  for (int64_t l = 0; l < model_->config().num_hidden_layers; ++l) {
+    auto k = backend_->allocate(layer_bytes);
+    auto v = k.is_ok() ? backend_->allocate(layer_bytes) : Result<std::unique_ptr<kernels::DeviceBuffer>>(k.status());
+    if (!v.is_ok()) {
+      return v.status().with_context(fmt::format("allocating a KV cache of {} blocks ({:.2f} GiB) at layer {}",
+                                                 num_blocks, static_cast<double>(layer_bytes) * 2 *
+                                                     static_cast<double>(model_->config().num_hidden_layers) / (1 << 30),
+                                                 l));
+    }
+    kv_.k.push_back((*k)->f32());
+    kv_.v.push_back((*v)->f32());
+    kv_buffers_.push_back(std::move(k).value());
+    kv_buffers_.push_back(std::move(v).value());
+  }
+  return Status::ok();
+}
+
+Status ModelRunner::enable_decode_graphs(int32_t max_num_seqs, int32_t max_model_len) {
+  if (group_ != nullptr) return Status::unavailable("decode graphs are not used under tensor parallel yet");
+  ASSIGN_OR_RETURN(graphs_, DecodeGraphs::create(*backend_, *model_, max_num_seqs, max_model_len, kv_.block_size,
+                                                 /*scratch_block=*/num_blocks_));
+  return Status::ok();
+}
+
+int64_t ModelRunner::graph_replays() const { return graphs_ ? graphs_->replays() : 0; }
+
+Status ModelRunner::resize_kv(int32_t num_blocks) {
+  if (comm_ != nullptr) {
+    if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
+    RankMessage resize;
+    resize.kind = RankMessage::Kind::kInit;
+    resize.num_blocks = num_blocks;
+    resize.block_size = kv_.block_size;
+    std::string bytes = resize.encode();
+    if (Status st = comm_->broadcast_bytes(bytes, 0); !st.is_ok()) {
+      comm_failed_ = true;
+      return st.with_context("sending the KV cache size to the other ranks");
+    }
+  }
+  return allocate_kv(num_blocks);
+}
+
+Status ModelRunner::profile(int32_t num_tokens, int32_t num_logits) {
+  if (num_tokens < 1) return Status::invalid_argument("a profiling step needs at least one token");
+  num_logits = std::clamp(num_logits, 1, num_tokens);
+  StepBatch b;
+  const int32_t blocks = (num_tokens + kv_.block_size - 1) / kv_.block_size;
+  b.max_blocks_per_seq = blocks;
+  b.token_ids.assign(static_cast<std::size_t>(num_tokens), 0);
+  for (int32_t i = 0; i < num_tokens; ++i) {
+    b.positions.push_back(i);
+    b.slot_mapping.push_back(i);
+  }
+  b.query_start = {0, num_tokens};
+  b.context_len = {num_tokens};
+  for (int32_t i = 0; i < blocks; ++i) b.block_tables.push_back(i);
+  for (int32_t i = num_tokens - num_logits; i < num_tokens; ++i) b.logits_indices.push_back(i);
+  auto logits = run_batch(std::move(b), nullptr);
+  return logits.is_ok() ? Status::ok() : logits.status().with_context("the KV-cache sizing step");
+}
+
 ModelRunner::~ModelRunner() {
+  if (timing_.enabled && timing_.steps + timing_.graph_steps > 0) {
+    std::fprintf(stderr,
+                 "llmctl step timing: rank %d: %lld eager steps: %.1f ms sending batches, %.1f ms preparing and "
+                 "launching on the host, %.1f ms waiting for the device; %lld decode steps as CUDA graphs: %.1f ms\n",
+                 group_ != nullptr ? group_->rank() : 0, static_cast<long long>(timing_.steps), timing_.send_ms,
+                 timing_.launch_ms, timing_.wait_ms, static_cast<long long>(timing_.graph_steps), timing_.graph_ms);
+  }
   if (comm_ == nullptr || comm_failed_) return;
   RankMessage stop;
   stop.kind = RankMessage::Kind::kStop;
@@ -50,7 +138,11 @@ ModelRunner::~ModelRunner() {
 }
 
 Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids) {
-  StepBatch batch = StepBatch::from_schedule(out, kv_.block_size);
+  return run_batch(StepBatch::from_schedule(out, kv_.block_size), greedy_ids);
+}
+
+Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids) {
+  const auto t0 = std::chrono::steady_clock::now();
   if (comm_ != nullptr) {
     if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
     RankMessage step;
@@ -62,12 +154,37 @@ Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vec
     }
     batch = std::move(step.batch);
   }
+  if (timing_.enabled) timing_.send_ms += ms_since(t0);
   auto logits = execute(batch, greedy_ids);
   if (!logits.is_ok() && comm_ != nullptr) comm_failed_ = true;
   return logits;
 }
 
 Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<int32_t>* greedy_ids) {
+  const auto t0 = std::chrono::steady_clock::now();
+  // Everything from here until the function returns, split at the point
+  // where the forward pass is enqueued.
+  struct Clocked {
+    StepTiming& t;
+    std::chrono::steady_clock::time_point start, launched;
+    bool graph = false;  // a replayed decode graph: one figure for the whole step
+    ~Clocked() {
+      if (!t.enabled) return;
+      if (graph) {
+        ++t.graph_steps;
+        t.graph_ms += ms_since(start);
+        return;
+      }
+      ++t.steps;
+      if (launched == std::chrono::steady_clock::time_point{}) launched = std::chrono::steady_clock::now();
+      t.launch_ms += std::chrono::duration<double, std::milli>(launched - start).count();
+      t.wait_ms += ms_since(launched);
+    }
+  } clocked{timing_, t0, {}};
+  if (graphs_ != nullptr && graphs_->accepts(b)) {
+    clocked.graph = true;
+    return graphs_->run(b, kv_, greedy_ids);
+  }
   const int64_t T = b.num_tokens();
   // Host-side inputs, packed into one upload.
   std::vector<const std::vector<int32_t>*> parts = {&b.token_ids,   &b.positions,    &b.slot_mapping, &b.query_start,
@@ -108,6 +225,14 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   ASSIGN_OR_RETURN(auto logits_dev,
                    backend_->allocate(std::max<std::size_t>(1, static_cast<std::size_t>(out_floats)) * sizeof(float)));
   RETURN_IF_ERROR(model_->forward(in, kv_, logits_dev->f32()));
+  clocked.launched = std::chrono::steady_clock::now();
+  if (group_ != nullptr) {
+    // NCCL's collectives are only enqueued: a copy from the device now would
+    // wait without bound on a peer that died mid-step; this waits at most
+    // the group's time-out and names the peer.
+    RETURN_IF_ERROR(group_->synchronize());
+    if (group_->rank() != 0) return std::vector<float>();
+  }
   if (greedy_ids != nullptr && !model_->layout().sharded()) {
     greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
     ASSIGN_OR_RETURN(auto ids_dev, backend_->allocate(std::max<std::size_t>(1, greedy_ids->size()) * sizeof(int32_t)));

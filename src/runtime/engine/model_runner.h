@@ -15,6 +15,7 @@
 
 #include "common/status.h"
 #include "kernels/kernels.h"
+#include "runtime/engine/decode_graphs.h"
 #include "runtime/engine/scheduler.h"
 #include "runtime/engine/step_batch.h"
 #include "runtime/model/decoder_model.h"
@@ -48,19 +49,50 @@ class ModelRunner {
   // whole vocabulary, so only 4 bytes per row come back) and the returned
   // logits may be empty.
   Result<std::vector<float>> run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids = nullptr);
-  // Runs a batch as built by StepBatch::from_schedule (on every rank).
+  // Runs a batch as built by StepBatch::from_schedule (on every rank; ranks
+  // other than 0 return no logits, since only rank 0 samples).
   Result<std::vector<float>> execute(const StepBatch& batch, std::vector<int32_t>* greedy_ids = nullptr);
+
+  // The KV-cache sizing pass (kv_cache_budget.h): runs one step of a
+  // num_tokens-token prompt with num_logits sampling rows on every rank (the
+  // largest step the scheduler may make), so the device's free memory then
+  // reflects weights plus peak activations. Needs a KV cache of at least
+  // ceil(num_tokens / block_size) blocks; writes only those blocks.
+  Status profile(int32_t num_tokens, int32_t num_logits);
+  // Replaces the KV cache with one of num_blocks blocks on every rank (rank
+  // 0 tells the others); its contents are lost.
+  Status resize_kv(int32_t num_blocks);
+  kernels::Backend::MemoryInfo memory_info() { return backend_->memory_info(); }
+  // From now on, steps where every sequence decodes one token replay CUDA
+  // graphs (decode_graphs.h); UNAVAILABLE on a backend or layout without
+  // them. Dropped by resize_kv(). Call after the KV cache has its final size.
+  Status enable_decode_graphs(int32_t max_num_seqs, int32_t max_model_len);
+  int64_t graph_replays() const;
+  // Bytes of KV cache one block takes on this rank (its share of the KV heads).
+  int64_t rank_kv_block_bytes() const;
 
   const model::ModelConfig& config() const { return model_->config(); }
 
  private:
   ModelRunner() = default;
+  Status allocate_kv(int32_t num_blocks);
+  // Rank 0 sends the batch to the other ranks first.
+  Result<std::vector<float>> run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids);
 
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<model::DecoderModel> model_;
   std::vector<std::unique_ptr<kernels::DeviceBuffer>> kv_buffers_;
   model::KvCacheView kv_;
-  dist::Communicator* comm_ = nullptr;  // set on rank 0 of a group of several ranks only
+  int32_t num_blocks_ = 0;  // the scheduler's; one more, the padding rows' scratch block, is allocated
+  std::unique_ptr<DecodeGraphs> graphs_;
+  // LLMCTL_STEP_TIMING=1: where a step's time goes, printed at exit.
+  struct StepTiming {
+    bool enabled = false;
+    int64_t steps = 0, graph_steps = 0;
+    double send_ms = 0, launch_ms = 0, wait_ms = 0, graph_ms = 0;
+  } timing_;
+  dist::Communicator* group_ = nullptr;  // every rank of a group of several ranks
+  dist::Communicator* comm_ = nullptr;   // rank 0 of such a group only: it leads the others
   bool comm_failed_ = false;            // a collective failed: the group is unusable
 };
 

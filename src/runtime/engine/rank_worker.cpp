@@ -25,7 +25,11 @@ Status serve_rank(std::unique_ptr<kernels::Backend> backend, const model::ModelC
     }
     ASSIGN_OR_RETURN(RankMessage msg, RankMessage::decode(bytes));
     if (msg.kind == RankMessage::Kind::kStop) return Status::ok();
-    if (msg.kind != RankMessage::Kind::kStep) return Status::internal(who + ": unexpected init message");
+    if (msg.kind == RankMessage::Kind::kInit) {
+      // Rank 0 sized the KV cache after its profiling step.
+      if (Status st = runner->resize_kv(msg.num_blocks); !st.is_ok()) return st.with_context(who);
+      continue;
+    }
     auto logits = runner->execute(msg.batch);
     if (!logits.is_ok()) return logits.status().with_context(who);
   }
@@ -37,7 +41,7 @@ Status run_rank_worker(const std::string& model_dir, const EngineConfig& config,
   ASSIGN_OR_RETURN(model::ShardLayout layout, model::ShardLayout::make(mc, comm.rank(), comm.world_size()));
   auto weights = model::load_model_weights(model_dir, mc, layout, progress);
   if (!weights.is_ok()) return weights.status().with_context(model_dir);
-  ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads));
+  ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads, config.cuda_stream));
   return serve_rank(std::move(backend), mc, *weights, comm);
 }
 

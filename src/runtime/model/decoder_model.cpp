@@ -142,6 +142,7 @@ Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
     ASSIGN_OR_RETURN(gate_up_, backend_->allocate(t * 2 * c.intermediate_size * f));
     ASSIGN_OR_RETURN(act_, backend_->allocate(t * c.intermediate_size * f));
     capacity_tokens_ = num_tokens;
+    ++workspace_epoch_;
   }
   if (num_logits > capacity_logits_) {
     ASSIGN_OR_RETURN(picked_, backend_->allocate(static_cast<std::size_t>(num_logits) * c.hidden_size * sizeof(float)));
@@ -150,6 +151,7 @@ Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
                                                          sizeof(float)));
     }
     capacity_logits_ = num_logits;
+    ++workspace_epoch_;
   }
   return Status::ok();
 }

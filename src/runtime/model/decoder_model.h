@@ -66,6 +66,9 @@ class DecoderModel {
 
   const ModelConfig& config() const { return config_; }
   const ShardLayout& layout() const { return layout_; }
+  // Counts reallocations of forward()'s workspace (it grows for a larger
+  // step): a CUDA graph captured before the last one reads freed buffers.
+  uint64_t workspace_epoch() const { return workspace_epoch_; }
 
   // The row of this rank's embedding slice token `id` reads: the zero row
   // past the slice for ids other ranks hold.
@@ -109,6 +112,7 @@ class DecoderModel {
 
   // Activations, grown on demand (capacity in tokens).
   int64_t capacity_tokens_ = 0, capacity_logits_ = 0;
+  uint64_t workspace_epoch_ = 0;
   std::unique_ptr<kernels::DeviceBuffer> hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, picked_,
       local_logits_;
 };

@@ -39,9 +39,10 @@ struct Greedy {
 };
 
 std::map<uint64_t, Greedy> run_greedy(const std::string& device, int max_batched_tokens, const nlohmann::json& refs,
-                                      bool batched) {
+                                      bool batched, bool eager = false, int64_t* graph_replays = nullptr) {
   EngineConfig cfg;
   cfg.device = device;
+  cfg.enforce_eager = eager;
   cfg.num_threads = 2;
   if (max_batched_tokens > 0) cfg.scheduler.max_num_batched_tokens = max_batched_tokens;
   auto loaded = load_engine(stories_dir(), cfg);
@@ -70,6 +71,7 @@ std::map<uint64_t, Greedy> run_greedy(const std::string& device, int max_batched
     if (!batched) drain();
   }
   drain();
+  if (graph_replays != nullptr) *graph_replays = loaded->engine->decode_graph_replays();
   std::map<uint64_t, Greedy> by_ref;
   for (auto& [id, g] : out) by_ref[order[id]] = std::move(g);
   return by_ref;
@@ -103,14 +105,23 @@ TEST_CASE("stories260K greedy: cpu equals transformers; cuda (bf16 weights) too 
   REQUIRE_MESSAGE(text.is_ok(), text.status().to_string());
   const auto refs = nlohmann::json::parse(*text)["references"];
   const auto cpu = run_greedy("cpu", 0, refs, false);
+  int64_t replays = 0, eager_replays = 0;
   const auto gpu = run_greedy("cuda", 0, refs, false);
-  const auto gpu_batched = run_greedy("cuda", 7, refs, true);
+  // Batched: decode steps of several sequences replay the CUDA graph of
+  // their batch bucket, on inputs padded to it.
+  const auto gpu_batched = run_greedy("cuda", 7, refs, true, false, &replays);
+  const auto gpu_eager = run_greedy("cuda", 7, refs, true, true, &eager_replays);
+  std::printf("decode graph replays: %lld batched, %lld with enforce_eager\n", static_cast<long long>(replays),
+              static_cast<long long>(eager_replays));
+  CHECK(replays > 0);
+  CHECK(eager_replays == 0);
   for (std::size_t i = 0; i < refs.size(); ++i) {
     CAPTURE(refs[i]["prompt"].get<std::string>());
     const auto want = refs[i]["greedy_ids"].get<std::vector<int32_t>>();
     CHECK(cpu.at(i).ids == want);
     check_greedy_within_bf16_noise(gpu.at(i), want, "cuda");
-    check_greedy_within_bf16_noise(gpu_batched.at(i), want, "cuda batched");
+    check_greedy_within_bf16_noise(gpu_batched.at(i), want, "cuda batched (graphs)");
+    check_greedy_within_bf16_noise(gpu_eager.at(i), want, "cuda batched (eager)");
   }
 }
 

@@ -1,0 +1,75 @@
+// Decode steps replayed as CUDA graphs, one per batch-size bucket (1, 2, 4,
+// ... up to max_num_seqs): at batch 64 an 8B step is ~400 kernel launches,
+// and launching them one by one costs the host more than a small model's
+// whole step on the GPU. A step of n decoding sequences runs as the graph of
+// the smallest bucket B >= n, on inputs padded to B rows: padding rows decode
+// token 0 at position 0 into a scratch KV block no sequence owns, and their
+// logits are dropped.
+//
+// A graph replays fixed device pointers, so the inputs, logits and argmax ids
+// live in buffers of the largest bucket's size, the block tables are always
+// max_blocks wide, and each bucket's first step runs eagerly (sizing every
+// scratch buffer the ops grow on demand) before it is captured.
+//
+// Only for a CUDA backend, one process holding the whole model; everything
+// else runs eagerly. Used on the engine thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "kernels/kernels.h"
+#include "runtime/engine/step_batch.h"
+#include "runtime/model/decoder_model.h"
+
+namespace llmctl::kernels {
+class CudaGraph;
+}
+
+namespace llmctl::engine {
+
+class DecodeGraphs {
+ public:
+  // scratch_block: a KV block index no sequence uses (padding rows write there).
+  static Result<std::unique_ptr<DecodeGraphs>> create(kernels::Backend& backend, model::DecoderModel& model,
+                                                      int32_t max_num_seqs, int32_t max_model_len,
+                                                      int32_t block_size, int32_t scratch_block);
+  ~DecodeGraphs();
+
+  // Whether `b` is a step a graph can run: every sequence decodes one token
+  // and samples, and there are at most max_num_seqs of them.
+  bool accepts(const StepBatch& b) const;
+
+  // Runs `b` (accepts(b) must hold). Returns logits [n, vocab] on the host,
+  // or, with greedy_ids, the argmax ids there and no logits.
+  Result<std::vector<float>> run(const StepBatch& b, const model::KvCacheView& kv, std::vector<int32_t>* greedy_ids);
+
+  int64_t replays() const { return replays_; }
+  int64_t captures() const { return static_cast<int64_t>(graphs_.size()); }
+
+ private:
+  DecodeGraphs() = default;
+  int32_t bucket_of(int32_t n) const;
+  // The forward (and argmax) of a bucket on the fixed buffers, enqueued.
+  Status enqueue(int32_t bucket, const model::KvCacheView& kv);
+
+  kernels::Backend* backend_ = nullptr;
+  model::DecoderModel* model_ = nullptr;
+  int32_t max_num_seqs_ = 0, max_blocks_ = 0, block_size_ = 0, scratch_block_ = 0;
+  std::vector<int32_t> buckets_;
+  std::unique_ptr<kernels::DeviceBuffer> inputs_, logits_, ids_;
+  std::vector<int32_t> host_inputs_;
+  // shared_ptr: destroying it needs no complete CudaGraph, which CPU-only
+  // builds do not have.
+  std::map<int32_t, std::shared_ptr<kernels::CudaGraph>> graphs_;
+  std::map<int32_t, bool> warmed_;
+  // What the captured graphs read: when the backend's scratch or the
+  // model's workspace moved since, they are dropped and captured again.
+  uint64_t scratch_epoch_ = 0, workspace_epoch_ = 0;
+  int64_t replays_ = 0;
+};
+
+}  // namespace llmctl::engine
