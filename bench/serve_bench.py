@@ -29,6 +29,10 @@ def main():
     ap.add_argument("--output-len", type=int, default=128)
     ap.add_argument("--max-model-len", type=int, default=512)
     ap.add_argument("--device", default="", help="cpu or cuda (default: serve's auto)")
+    ap.add_argument("--tp", type=int, default=1, help="serve --tp (ranks on this machine's GPUs)")
+    ap.add_argument("--server-log", default="", help="file for serve's stderr (default: discarded)")
+    ap.add_argument("--serve-args", default="", help="more serve flags, e.g. \"--enforce-eager --max-num-seqs 256\"")
+    ap.add_argument("--start-timeout", type=float, default=120, help="seconds to wait for /health")
     a = ap.parse_args()
 
     s = socket.socket()
@@ -41,9 +45,14 @@ def main():
         args += ["--model", a.model]
     if a.device:
         args += ["--device", a.device]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if a.tp > 1:
+        args += ["--tp", str(a.tp)]
+    args += a.serve_args.split()
+    log = open(a.server_log, "w") if a.server_log else subprocess.DEVNULL
+    started = time.time()
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + a.start_timeout
         while True:
             try:
                 if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200:
@@ -53,6 +62,7 @@ def main():
             if server.poll() is not None or time.time() > deadline:
                 sys.exit("serve did not start")
             time.sleep(0.2)
+        print(f"serve ready after {time.time() - started:.1f} s (process start to /health 200)", flush=True)
         print("| concurrency | requests | prompt tokens (mean) | req/s | output tok/s | TTFT p50 / p99 ms "
               "| TPOT p50 / p99 ms | ITL p50 / p99 ms | errors |")
         print("|---|---|---|---|---|---|---|---|---|")

@@ -1,0 +1,67 @@
+#!/bin/bash
+# Tensor parallel on the GPU machine (2 or 4 GPUs), with the pack from
+# bench/cuda_device_pack.sh: (1) `generate --device cuda --tp N` gives the
+# tp=1 greedy tokens on stories260K and a random-weight Llama-3.2-1B shape;
+# (2) `serve --device cuda --tp N` under `llmctl bench` at concurrency 64 for
+# a random-weight model (TP_SHAPE, default llama-3.1-8b), with
+# LLMCTL_STEP_TIMING=1 so every rank prints its all-reduce GPU time and
+# rank 0 its step time at exit: the all-reduce share of the step.
+# Results go to $OUT (or ./device-out).
+#   bash bench/cuda_device_tp.sh [tokens|throughput|all]
+set -u
+out=${OUT:-device-out}
+mkdir -p "$out"
+. bench/cuda_device_env.sh
+what=${1:-all}
+gpus=$(nvidia-smi -L | wc -l)
+tps="1 2"
+[ "$gpus" -ge 4 ] && tps="1 2 4"
+echo "GPUs: $gpus; tp: $tps"
+
+if [ "$what" != throughput ]; then
+  small=/tmp/llmctl-bench-llama-3.2-1b
+  [ -f "$small/config.json" ] || python3 bench/make_random_model.py llama-3.2-1b "$small" "$c/tokenizers" >/dev/null
+  for model in "$c/stories260K" "$small"; do
+    name=$(basename "$model")
+    for tp in $tps; do
+      timeout 180 "$c/llmctl" generate --model "$model" --device cuda --tp "$tp" --max-tokens 48 --temperature 0 \
+        --ignore-eos --json --prompt "Once upon a time, in a small village" \
+        > "$out/tp_tokens_${name}_$tp.json" 2> "$out/tp_tokens_${name}_$tp.err"
+      echo "generate $name tp=$tp: exit $?"
+    done
+  done
+  python3 - "$out" $tps <<'PY'
+import json, os, sys
+out, tps = sys.argv[1], sys.argv[2:]
+for name in ("stories260K", "llmctl-bench-llama-3.2-1b"):
+    runs = {}
+    for tp in tps:
+        try:
+            runs[tp] = json.load(open(os.path.join(out, f"tp_tokens_{name}_{tp}.json")))["token_ids"]
+        except Exception as e:  # noqa: BLE001
+            print(f"{name} tp={tp}: no output ({e})")
+    base = runs.get("1")
+    for tp, ids in runs.items():
+        if base is None or tp == "1":
+            continue
+        first = next((i for i, (a, b) in enumerate(zip(base, ids)) if a != b), None)
+        verdict = "identical" if first is None and len(ids) == len(base) else f"first divergence at token {first}"
+        print(f"{name}: tp={tp} vs tp=1 over {len(base)} tokens: {verdict}")
+PY
+fi
+
+if [ "$what" != tokens ]; then
+  shape=${TP_SHAPE:-llama-3.1-8b}
+  model=/tmp/llmctl-bench-$shape
+  t0=$(date +%s)
+  [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" >/dev/null
+  echo "made $shape in $(( $(date +%s) - t0 )) s"
+  for tp in ${TP_LIST:-$tps}; do
+    echo "== serve --device cuda --tp $tp ($shape, random weights)"
+    LLMCTL_STEP_TIMING=1 timeout 400 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
+      --device cuda --tp "$tp" --concurrency ${TP_CONCURRENCY:-64} --prompts-per-client 2 --input-len 512 \
+      --output-len 128 --max-model-len 1024 --start-timeout 300 --server-log "$out/serve_tp$tp.log" \
+      2>&1 | tee "$out/serve_tp${tp}_$shape.md"
+    grep "step timing" "$out/serve_tp$tp.log"
+  done
+fi
