@@ -24,6 +24,7 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://example.invalid/llmctl")
 if(LLMCTL_HAVE_CUDA)
   # cuBLAS and NCCL come from the GPU host's CUDA install, not from Debian.
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
-  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libc6 (>= 2.34)")
+  # Without dpkg-shlibdeps, name the Debian libraries the binary links (up/exec need libssh; Gloo for CPU ranks).
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libc6 (>= 2.34), libssh-4, libssl3, libgloo0, zlib1g")
 endif()
 include(CPack)

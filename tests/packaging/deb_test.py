@@ -44,6 +44,9 @@ with tempfile.TemporaryDirectory() as tmp:
     info = subprocess.run(["dpkg-deb", "-f", deb, "Package", "Version", "Depends"], capture_output=True,
                           text=True).stdout
     check("Package: llmctl" in info, f"package metadata ({info.strip()})")
+    # up / exec / doctor cluster.toml talk SSH through libssh: installing the
+    # .deb must pull it in.
+    check("libssh-4" in info, f"the .deb depends on libssh-4 ({info.strip()})")
 
     # A real dpkg install into a scratch root with its own database.
     root = os.path.join(tmp, "root")
