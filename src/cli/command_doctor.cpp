@@ -18,6 +18,7 @@
 #include <fmt/ranges.h>
 
 #include "cli/cli_context.h"
+#include "common/open_file_limit.h"
 #include "common/logging.h"
 #include "common/state_dir.h"
 #include "config/cluster_config.h"
@@ -189,7 +190,7 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
     return run_listen(service_options, host);
   }
 
-  doctor::raise_open_file_limit();
+  (void)raise_open_file_limit();
   if (o.outbound) {
     // The other hosts' listeners hold their ports; ours holds this host's, so no local checks here.
     doctor::PeerCheckOptions peer_options;

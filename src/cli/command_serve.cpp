@@ -15,13 +15,13 @@
 #include "cli/tensor_parallel_group.h"
 #include "common/build_info.h"
 #include "common/logging.h"
+#include "common/open_file_limit.h"
 #include "runtime/control/daemon.h"
 #include "runtime/dist/rank_endpoint.h"
 #include "runtime/engine/engine_loader.h"
 #include "runtime/server/demo_model.h"
 #include "runtime/server/engine_backend.h"
 #include "runtime/server/http_server.h"
-#include "runtime/server/open_file_limit.h"
 #include "runtime/server/openai_service.h"
 #include "runtime/server/tokenizer_text_codec.h"
 
@@ -58,7 +58,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   if (!codec.is_ok()) return report_error("serve", codec.status().with_context("loading " + model_dir));
 
   // Each client holds a descriptor; a soft limit of 1024 would cap the server there.
-  if (auto limit = server::raise_open_file_limit(); limit.is_ok()) {
+  if (auto limit = raise_open_file_limit(); limit.is_ok()) {
     logger("server")->info("open-file limit: {}", *limit);
   } else {
     logger("server")->warn("{}; keeping the current open-file limit", limit.status().to_string());

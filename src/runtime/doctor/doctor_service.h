@@ -52,10 +52,6 @@ class DoctorService {
   std::unique_ptr<Impl> impl_;
 };
 
-// Raises RLIMIT_NOFILE's soft limit to the hard limit (listeners and probes of
-// the node range need ~2000 descriptors each); returns the new soft limit.
-std::uint64_t raise_open_file_limit();
-
 // A fresh random token (32 hex digits) for a listener started without --token.
 std::string generate_token();
 

@@ -1,4 +1,4 @@
-#include "runtime/server/open_file_limit.h"
+#include "common/open_file_limit.h"
 
 #include <sys/resource.h>
 
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-namespace llmctl::server {
+namespace llmctl {
 
 Result<std::uint64_t> raise_open_file_limit() {
   rlimit rl{};
@@ -25,4 +25,4 @@ Result<std::uint64_t> raise_open_file_limit() {
   return static_cast<std::uint64_t>(rl.rlim_cur);
 }
 
-}  // namespace llmctl::server
+}  // namespace llmctl
