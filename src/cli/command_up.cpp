@@ -28,10 +28,15 @@ nlohmann::json report_json(const remote::LaunchReport& r) {
   for (const auto& n : r.nodes)
     nodes.push_back({{"host", n.host}, {"role", n.role}, {"address", n.address}, {"action", n.action},
                      {"uploaded", n.uploaded}, {"state", n.state}});
+  nlohmann::json models = nlohmann::json::array();
+  for (const auto& m : r.models)
+    models.push_back({{"name", m.name}, {"action", m.action}, {"url", m.url}, {"port", m.port}, {"tp", m.tp},
+                      {"pid", m.pid}, {"log_file", m.log_file}, {"reason", m.reason}});
   return {{"cluster", r.cluster},          {"ok", r.errors.empty() && !r.aborted},
           {"changed", r.changed},          {"head_address", r.head_address},
           {"dashboard_url", r.dashboard_url}, {"api_url", r.api_url},
           {"token_file", r.token_file},    {"nodes", nodes},
+          {"models", models},
           {"notices", r.notices},          {"errors", r.errors},
           {"failed_stage", r.failed_stage}};
 }
@@ -84,16 +89,30 @@ int run_up(const UpOptions& o, const GlobalOptions& global) {
   for (const auto& e : r.errors) fmt::print(stderr, "llmctl up: {}\n", e);
   if (o.json) {
     fmt::print("{}\n", report_json(r).dump(2));
-  } else if (r.errors.empty() && !r.aborted && !o.dry_run) {
+  } else if ((r.errors.empty() || r.failed_stage == "models") && !r.aborted && !o.dry_run) {
+    size_t num_active = 0;
+    for (const auto& n : r.nodes) num_active += n.action.rfind("stopped", 0) != 0;
     fmt::print("\nCluster \"{}\" is up{}: {} node(s) Active.\n", r.cluster, r.changed ? "" : "; nothing changed",
-               r.nodes.size());
+               num_active);
     for (const auto& n : r.nodes)
       if (n.role != "worker" || n.action.rfind("stopped", 0) != 0)
         fmt::print("  {:<16} {:<6} {:<15} {}\n", n.host, n.role, n.address, n.action);
     for (const auto& n : r.nodes)
       if (n.action.rfind("stopped", 0) == 0) fmt::print("  {:<16} {:<6} {:<15} {}\n", n.host, n.role, n.address, n.action);
-    fmt::print("Control plane: {}\nDashboard:     {}\nOpenAI API:    {} (once a model is served)\n", r.head_address,
-               r.dashboard_url, r.api_url);
+    fmt::print("Control plane: {}\nDashboard:     {}\n", r.head_address, r.dashboard_url);
+    std::vector<const remote::ModelOutcome*> served;
+    for (const auto& m : r.models)
+      if (!m.url.empty() && m.action != "failed" && m.action.rfind("refused", 0) != 0) served.push_back(&m);
+    if (served.empty()) {
+      fmt::print("OpenAI API:    {} (once a model is served)\n", r.api_url);
+    } else {
+      fmt::print("OpenAI API:    one port per model, [ports] api + its place in the file:\n");
+      for (const auto* m : served)
+        fmt::print("  {:<16} {} (tp {}, {}; log {})\n", m->name, m->url, m->tp, m->action, m->log_file);
+    }
+    for (const auto& m : r.models)
+      if (m.url.empty() || m.action == "failed" || m.action.rfind("refused", 0) == 0)
+        fmt::print("  {:<16} {}\n", m.name, m.action);
     fmt::print("Token: kept in {} (0600); `llmctl nodes --config {}` uses it.\n", r.token_file, o.config);
   }
   if (!r.errors.empty()) {
@@ -112,6 +131,31 @@ int run_up(const UpOptions& o, const GlobalOptions& global) {
   return kExitOk;
 }
 
+// Hidden: GET a path of a server on this host and print its HTTP status (0:
+// no answer); exit 0 on 200. `up` polls a model's /health with it on the head,
+// where curl may be missing.
+void register_http_status(CLI::App& app, CliContext& ctx) {
+  struct Options {
+    std::string host = "127.0.0.1", path = "/health";
+    int port = 8000;
+    double timeout_s = 2;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("http-status", "print the HTTP status of GET PATH on this host");
+  cmd->group("");
+  cmd->add_option("--host", o->host);
+  cmd->add_option("--port", o->port);
+  cmd->add_option("--path", o->path);
+  cmd->add_option("--timeout", o->timeout_s);
+  cmd->callback([&ctx, o] {
+    ctx.action = [o] {
+      int code = remote::http_status(o->host, o->port, o->path, o->timeout_s);
+      fmt::print("{}\n", code);
+      return code == 200 ? kExitOk : kExitFailure;
+    };
+  });
+}
+
 }  // namespace
 
 void register_up(CLI::App& app, CliContext& ctx) {
@@ -128,6 +172,7 @@ void register_up(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--skip-doctor", o->skip_doctor, "Do not run the doctor's local checks on the hosts before starting");
   cmd->add_option("--state-dir", ctx.global.state_dir, "Where this machine keeps the cluster's token (same as the global flag)");
   cmd->callback([&ctx, o] { ctx.action = [&ctx, o] { return run_up(*o, ctx.global); }; });
+  register_http_status(app, ctx);
 }
 
 }  // namespace llmctl::cli

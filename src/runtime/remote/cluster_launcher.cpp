@@ -400,10 +400,21 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
   }
   for (auto& t : removed)
     plan.push_back(fmt::format("  {:<16} {:<6} {:<15} stop (no longer in the file)", t.node.host, t.role, t.address));
-  if (!c.models.empty()) {
-    std::vector<std::string> names;
-    for (const auto& m : c.models) names.push_back(m.name);
-    rep.notices.push_back(fmt::format("skipping model(s) {}: serve over up is not supported yet", join(names, ", ")));
+  // The models, served from the head once every node is Active.
+  bool nodes_restarted = head.action != "running";
+  for (const auto& t : targets) nodes_restarted = nodes_restarted || t.action == "restart";
+  std::vector<ModelPlan> models =
+      plan_models(c, head.node, rep.head_address, head.facts, new_sha, nodes_restarted);
+  for (const auto& m : models) {
+    any_change = any_change || m.action == "start" || m.action == "restart" || m.action == "stop" ||
+                 (m.action == "refuse" && m.pid != 0);
+    std::string what = m.action == "running"   ? "already serving"
+                       : m.action == "refuse"  ? "refused: " + m.reason
+                       : m.action == "stop"    ? fmt::format("stop its serve (pid {}; {})", m.pid, m.reason)
+                       : m.action == "restart" ? "restart (" + m.reason + ")"
+                                               : "start";
+    plan.push_back(fmt::format("  model {:<10} tp {:<3} {} {}", m.model.name, m.model.tp,
+                               m.port ? fmt::format("http://{}:{}/v1", head.address, m.port) : std::string("-"), what));
   }
   std::string plan_text = fmt::format("Plan for cluster \"{}\" (head {}):\n{}", c.name, rep.head_address, join(plan, "\n"));
 
@@ -415,12 +426,34 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
                            t.uploaded, t.state});
     for (auto& t : removed)
       rep.nodes.push_back({t.node.host, t.role, t.address, dry ? "would stop" : "stopped (removed from the file)", false, ""});
+    if (!dry) return;
+    rep.models.clear();
+    for (const auto& m : models) {
+      ModelOutcome out;
+      out.name = m.model.name;
+      out.action = m.action == "running" ? "running" : m.action == "refuse" ? "refused" : "would " + m.action;
+      out.reason = m.reason;
+      out.port = m.port;
+      out.tp = m.model.tp;
+      out.pid = m.pid;
+      if (m.port) out.url = fmt::format("http://{}:{}/v1", head.address, m.port);
+      out.log_file = head.node.state_dir + "/logs/serve-" + m.model.name + ".log";
+      rep.models.push_back(std::move(out));
+    }
+  };
+  // A model the file asks for that serve cannot run fails up, after the rest is done.
+  auto refuse_models = [&] {
+    for (const auto& m : models)
+      if (m.action == "refuse")
+        rep.errors.push_back(fmt::format("{}: model {} is not served: {}", head.node.host, m.model.name, m.reason));
+    if (!rep.errors.empty() && rep.failed_stage.empty()) rep.failed_stage = "models";
   };
   if (o.dry_run) {
     print(plan_text);
     print("Dry run: nothing was changed.");
     rep.changed = false;
     outcomes(true);
+    refuse_models();
     return rep;
   }
   if (any_change && o.confirm && !o.confirm(plan_text)) {
@@ -562,6 +595,17 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   outcomes(false);
+
+  // 6. The models, from the head: stopped, started, each until /health says 200.
+  if (!models.empty()) {
+    auto model_deadline = Clock::now() + std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000));
+    std::vector<std::string> errors;
+    rep.models = apply_model_plans(*head.session, head.node, head.address, models, model_deadline,
+                                   [&print](const std::string& line) { print(line); }, errors);
+    for (auto& e : errors) rep.errors.push_back(std::move(e));
+    if (!rep.errors.empty()) rep.failed_stage = "models";
+  }
+  refuse_models();
   return rep;
 }
 
@@ -589,6 +633,32 @@ LaunchReport cluster_down(const ClusterConfig& c, const LaunchOptions& o) {
     if (results[i].is_ok()) results[i] = stop_node(t, o.keep_state, what[i]);
     if (results[i].is_ok()) print(fmt::format("{}: {}", t.node.host, what[i]));
   };
+  // The head's model servers first: each removes its ranks from the workers as it stops.
+  std::mutex models_mutex;
+  std::vector<std::string> model_errors;
+  for_each_parallel(heads.size(), [&](size_t k) {
+    Target& t = targets[heads[k]];
+    if (!probe(t, o).is_ok() || t.facts.served.empty()) return;  // an unreachable head is reported below
+    auto r = t.session->run_plain(stop_serve_script(t.node, {}, 15), 60);
+    std::lock_guard lock(models_mutex);
+    if (!r.is_ok() || r->exit_code != 0) {
+      model_errors.push_back(fmt::format("{}: stopping the model servers: {}", t.node.host,
+                                         !r.is_ok() ? r.status().message() : command_failure(*r)));
+      return;
+    }
+    std::istringstream lines(r->stdout_text);
+    std::string how, name;
+    long pid = 0;
+    while (lines >> how >> name >> pid) {
+      print(fmt::format("{}: model {}: {} its serve (pid {})", t.node.host, name, how, pid));
+      ModelOutcome m;
+      m.name = name;
+      m.action = how;
+      m.pid = static_cast<pid_t>(pid);
+      rep.models.push_back(std::move(m));
+    }
+  });
+  for (auto& e : model_errors) rep.errors.push_back(std::move(e));
   for_each_parallel(workers.size(), [&](size_t k) { stop_one(workers[k]); });
   for_each_parallel(heads.size(), [&](size_t k) { stop_one(heads[k]); });
   for (size_t i = 0; i < targets.size(); ++i) {

@@ -8,9 +8,13 @@
 //       anything starts), daemons running another binary are restarted (the
 //       head first), the head started, the workers
 //       started in parallel (workers dropped from the file since the last `up`
-//       are stopped), and the head is asked until every node is Active.
-// down: workers stopped in parallel, then the head; state dirs removed unless
-//       kept; every daemon's pid checked gone.
+//       are stopped), the head is asked until every node is Active, and then
+//       the file's [[models]] are served from the head (model_deploy.h):
+//       started, restarted when their settings changed, stopped when no
+//       longer listed, each waited for until its /health answers 200.
+// down: the head's model servers stopped first, then the workers in
+//       parallel, then the head; state dirs removed unless kept; every
+//       daemon's pid checked gone.
 //
 // The launching machine keeps <state>/clusters/<name>.json: the head address
 // and token (the shape of a node's cluster.json, so `status --config` reads
@@ -24,6 +28,7 @@
 
 #include "common/status.h"
 #include "config/cluster_config.h"
+#include "runtime/remote/model_deploy.h"
 
 namespace llmctl::remote {
 
@@ -31,7 +36,7 @@ struct LaunchOptions {
   bool dry_run = false;
   bool accept_new_host_keys = false;
   bool keep_state = false;       // down only
-  double timeout_s = 120;        // up: until every node is Active
+  double timeout_s = 120;        // up: until every node is Active, then again until every model is healthy
   double connect_timeout_s = 10; // per host
   std::string local_state_dir;   // where clusters/<name>.json is kept
   std::string known_hosts_file;  // empty: ~/.ssh/known_hosts
@@ -58,9 +63,10 @@ struct LaunchReport {
   bool changed = false;
   bool aborted = false;               // confirm() said no
   std::vector<NodeOutcome> nodes;
+  std::vector<ModelOutcome> models;   // up: the file's models, then the ones stopped; down: the ones stopped
   std::vector<std::string> notices;
   std::vector<std::string> errors;    // "HOST: what failed and why"; empty: success
-  std::string failed_stage;           // "pre-flight", "upload", "start", "wait", "stop"
+  std::string failed_stage;           // "pre-flight", "upload", "doctor", "start", "wait", "models", "stop"
 };
 
 LaunchReport cluster_up(const ClusterConfig& config, const LaunchOptions& options);

@@ -16,6 +16,11 @@ std::string remote_path(const std::string& path) {
   return shell_quote(path);
 }
 
+std::string serve_alive_test() {
+  return "{ [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null && [ \"$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null)\" != Z ] && "
+         "tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null | grep -q ' serve '; }";
+}
+
 std::string probe_command(const std::string& install_dir, const std::string& state_dir) {
   std::string inst = remote_path(install_dir), state = remote_path(state_dir);
   // Each line stands alone: a failing probe leaves its key out rather than
@@ -30,9 +35,13 @@ std::string probe_command(const std::string& install_dir, const std::string& sta
       "printf '%s_exe=%s\\n' $f \"$(sha256sum /proc/$p/exe 2>/dev/null | cut -d' ' -f1)\"; done; "
       "p=$(cat {1}/doctor/listen.pid 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && printf 'doctor_pid=%s\\n' \"$p\"; "
       "[ -f {1}/cluster.json ] && printf 'cluster_json=%s\\n' \"$(tr -d '\\n' < {1}/cluster.json)\"; "
+      "for f in {1}/serve/*.pid; do [ -f \"$f\" ] || continue; n=$(basename \"$f\" .pid); p=$(cat \"$f\" 2>/dev/null); "
+      "if {2}; then printf 'serve=%s %s %s\\n' \"$n\" \"$p\" \"$(sha256sum /proc/$p/exe 2>/dev/null | cut -d' ' -f1)\"; "
+      "else printf 'serve=%s 0 -\\n' \"$n\"; fi; "
+      "[ -f {1}/serve/\"$n\".cmd ] && printf 'serve_cmd=%s %s\\n' \"$n\" \"$(head -n 1 {1}/serve/\"$n\".cmd)\"; done; "
       "(cd {0} 2>/dev/null && sha256sum llmctl lib/* 2>/dev/null) | sed 's/^/sha=/'; "
       "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == \"0A\" {{ print \"listen=\" $2 }}'; true",
-      inst, state);
+      inst, state, serve_alive_test());
 }
 
 Result<HostFacts> parse_probe_output(const std::string& text) {
@@ -70,6 +79,22 @@ Result<HostFacts> parse_probe_output(const std::string& text) {
       // "HASH  relative/path"
       auto space = value.find("  ");
       if (space != std::string::npos) f.sha256[value.substr(space + 2)] = value.substr(0, space);
+    } else if (key == "serve" || key == "serve_cmd") {
+      // "NAME PID SHA" / "NAME COMMAND"
+      auto space = value.find(' ');
+      if (space == std::string::npos) continue;
+      auto& m = f.served[value.substr(0, space)];
+      std::string rest = value.substr(space + 1);
+      if (key == "serve_cmd") {
+        m.command = rest;
+      } else {
+        std::istringstream cols(rest);
+        long pid = 0;
+        std::string sha;
+        cols >> pid >> sha;
+        m.pid = static_cast<pid_t>(pid);
+        m.exe_sha256 = sha == "-" ? "" : sha;
+      }
     } else if (key == "listen") {
       // "0100007F:18EB": address:port in hex.
       auto colon = value.rfind(':');

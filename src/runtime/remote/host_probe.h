@@ -2,7 +2,8 @@
 // command (POSIX sh, coreutils, /proc) whose key=value lines are parsed here.
 // It reports the OS and architecture, free disk where the bundle goes, which
 // llmctl daemons of this node's state dir run, the installed files' SHA-256,
-// the head's token if one was kept, and the TCP ports that are listening.
+// the head's token if one was kept, the model servers `up` started there
+// (<state>/serve/NAME.pid and .cmd) and the TCP ports that are listening.
 #pragma once
 
 #include <sys/types.h>
@@ -32,7 +33,18 @@ struct HostFacts {
   std::map<std::string, std::string> sha256;  // installed file (relative) -> hash
   std::string cluster_json;                   // the node's <state>/cluster.json, one line; empty: none
   std::set<int> listening_ports;              // TCP LISTEN sockets, v4 and v6
+  // Every <state>/serve/NAME.pid: pid 0 when that `llmctl serve` no longer
+  // runs; command: what it was started with (<state>/serve/NAME.cmd).
+  struct ServedModel {
+    pid_t pid = 0;
+    std::string exe_sha256, command;
+  };
+  std::map<std::string, ServedModel> served;
 };
+
+// A shell test that is true when the pid in $p is a running (not zombie)
+// `llmctl serve` process.
+std::string serve_alive_test();
 
 // A path for the remote shell: "~/x" becomes "$HOME"/'x' (quotes stop tilde
 // expansion), anything else is single-quoted.
