@@ -14,7 +14,8 @@ Checks, in order:
    supported, and nothing changes.
 5. The tp = 2 model dropped and the other's max_num_seqs changed: `up --json`
    stops the first (no worker rank left), restarts the second (new pid,
-   still answering the same text).
+   still answering the same text). Then a model whose path does not exist:
+   `up` exits 1 naming it and the end of its log; the other keeps running.
 6. `down`: no serve, worker or daemon process left in any namespace.
 Skips (77) without namespaces, sshd or the stories260K model."""
 
@@ -154,6 +155,7 @@ def run(tmp, lab, nodes_root):
     r = llmctl(*(["up", cfg] + common))
     assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
     out = r.stdout
+    print(out[out.index("Cluster \""):])
     for name, port in (("stories", 8000), ("stories-tp2", 8001)):
         assert f"lf001: model {name}: /health answers 200 on port {port}" in out, out
         assert f"  {name:<16} http://{head_ip}:{port}/v1 (tp " in out, out
@@ -206,6 +208,17 @@ def run(tmp, lab, nodes_root):
     assert not workers(), workers()
     assert complete(f"http://{head_ip}:8000/v1", "stories") == ref
     print("ok: a dropped model is stopped (its rank too), a changed one restarted")
+
+    # 5b. A model whose serve cannot start: up fails naming it and its log; the other keeps running.
+    kept = serve_pid("stories")
+    broken = write([dict(tp1, max_num_seqs=8), {"name": "broken", "path": os.path.join(tmp, "no-such-model")}])
+    r = llmctl(*(["up", broken] + common))
+    assert r.returncode == 1, f"{r.returncode} {r.stdout} {r.stderr}"
+    log = os.path.join(state("lf001"), "logs", "serve-broken.log")
+    assert f"llmctl up: lf001: model broken: llmctl serve exited; its log {log} ends: " in r.stderr, r.stderr
+    assert "no-such-model" in r.stderr, r.stderr
+    assert serve_pid("stories") == kept and "  broken           failed" in r.stdout, r.stdout
+    print("ok: a model whose serve exits fails up with its log's last lines; the others keep serving")
 
     # 6. down: nothing left anywhere.
     r = llmctl("down", changed, "--yes")
