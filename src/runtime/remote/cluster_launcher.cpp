@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -495,7 +496,12 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
         std::string line = fmt::format("{}: doctor {} {}{}", host, check.id, check.message,
                                        check.fix.empty() ? "" : " (fix: " + check.fix + ")");
         bool harmless = targets[i].role == "worker" && binds_only_on_head(check.id);
-        if (check.status == netcheck::CheckStatus::kFail && !harmless) rep.errors.push_back(line);
+        // A head that stopped while its model servers kept running: they hold the API port.
+        bool ours = targets[i].role == "head" && check.id == "ports.api" &&
+                    std::any_of(head.facts.served.begin(), head.facts.served.end(),
+                                [](const auto& s) { return s.second.pid != 0; });
+        if (check.status == netcheck::CheckStatus::kFail && !harmless && !ours) rep.errors.push_back(line);
+        else if (check.status == netcheck::CheckStatus::kFail && ours) rep.notices.push_back(line + "; held by a model server of this cluster");
         else if (check.status == netcheck::CheckStatus::kFail) rep.notices.push_back(line + "; only the head binds it");
         else if (check.status == netcheck::CheckStatus::kWarn) rep.notices.push_back(line);
       }
