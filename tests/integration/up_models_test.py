@@ -15,7 +15,8 @@ Checks, in order:
 5. The tp = 2 model dropped and the other's max_num_seqs changed: `up --json`
    stops the first (no worker rank left), restarts the second (new pid,
    still answering the same text). Then a model whose path does not exist:
-   `up` exits 1 naming it and the end of its log; the other keeps running.
+   `up` exits 1 naming it and the end of its log; the other keeps running;
+   dropped again, its files go and `up` says nothing changed.
 6. `down`: no serve, worker or daemon process left in any namespace.
 Skips (77) without namespaces, sshd or the stories260K model."""
 
@@ -219,6 +220,16 @@ def run(tmp, lab, nodes_root):
     assert "no-such-model" in r.stderr, r.stderr
     assert serve_pid("stories") == kept and "  broken           failed" in r.stdout, r.stdout
     print("ok: a model whose serve exits fails up with its log's last lines; the others keep serving")
+
+    # 5c. The broken model dropped again: its leftover files go quietly; nothing else changes.
+    assert os.path.exists(os.path.join(state("lf001"), "serve", "broken.pid"))
+    changed = write([dict(tp1, max_num_seqs=8)])
+    r = llmctl(*(["up", changed] + common))
+    assert r.returncode == 0, f"{r.returncode} {r.stdout} {r.stderr}"
+    assert 'Cluster "models" is up; nothing changed: 2 node(s) Active.' in r.stdout, r.stdout
+    assert "broken" not in r.stdout and serve_pid("stories") == kept, r.stdout
+    assert not os.path.exists(os.path.join(state("lf001"), "serve", "broken.pid"))
+    print("ok: an exited serve no longer in the file is cleaned up without a change")
 
     # 6. down: nothing left anywhere.
     r = llmctl("down", changed, "--yes")

@@ -407,6 +407,7 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
   std::vector<ModelPlan> models =
       plan_models(c, head.node, rep.head_address, head.facts, new_sha, nodes_restarted);
   for (const auto& m : models) {
+    if (m.action == "stop" && m.pid == 0) continue;  // files of a serve that exited: removed quietly
     any_change = any_change || m.action == "start" || m.action == "restart" || m.action == "stop" ||
                  (m.action == "refuse" && m.pid != 0);
     std::string what = m.action == "running"   ? "already serving"
@@ -430,6 +431,7 @@ LaunchReport cluster_up(const ClusterConfig& c, const LaunchOptions& o) {
     if (!dry) return;
     rep.models.clear();
     for (const auto& m : models) {
+      if (m.action == "stop" && m.pid == 0) continue;
       ModelOutcome out;
       out.name = m.model.name;
       out.action = m.action == "running" ? "running" : m.action == "refuse" ? "refused" : "would " + m.action;

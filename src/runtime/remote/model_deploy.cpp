@@ -278,7 +278,11 @@ std::vector<ModelOutcome> apply_model_plans(SshSession& session, const NodeConfi
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  return out;
+  // Files of a serve that had exited, removed above: nothing to report.
+  std::vector<ModelOutcome> shown;
+  for (std::size_t i = 0; i < plans.size(); ++i)
+    if (plans[i].action != "stop" || plans[i].pid != 0) shown.push_back(std::move(out[i]));
+  return shown;
 }
 
 int http_status(const std::string& host, int port, const std::string& path, double timeout_s) {
