@@ -61,6 +61,20 @@ Result<logs::LogQuery> build_query(const LogsOptions& o) {
 }
 
 // Prints records as text ("node component | line", colored on a terminal) or JSON lines.
+// What a search that printed no line, or hit --max-lines, says at its end
+// (where: "in STATE_DIR" or "on N node(s)").
+void print_search_end(bool truncated, std::size_t max_lines, bool nothing, const std::string& where,
+                      uint64_t bytes_scanned) {
+  if (truncated) {
+    fmt::print(stderr, "llmctl logs: stopped after --max-lines {}; narrow the search (--since, --grep, --node) "
+               "or raise --max-lines\n", max_lines);
+  }
+  if (nothing) {
+    fmt::print(stderr, "llmctl logs: no matching lines {} ({:.1f} MB searched)\n", where,
+               static_cast<double>(bytes_scanned) / 1e6);
+  }
+}
+
 class RecordPrinter {
  public:
   explicit RecordPrinter(bool json) : json_(json), color_(!json && ::isatty(STDOUT_FILENO)) {}
@@ -105,12 +119,8 @@ int run_local(const GlobalOptions& global, const LogsOptions& o, const logs::Log
   if (!result.is_ok()) return report_error("logs", result.status());
   for (const auto& w : result->warnings) fmt::print(stderr, "llmctl logs: warning: {}\n", w);
   for (const auto& r : result->records) printer.print(r);
-  if (result->truncated)
-    fmt::print(stderr, "llmctl logs: stopped after --max-lines {}; narrow the search (--since, --grep, --node) "
-               "or raise --max-lines\n", query.max_lines);
-  if (result->records.empty() && !o.follow)
-    fmt::print(stderr, "llmctl logs: no matching lines in {} ({:.1f} MB searched)\n", state_dir,
-               static_cast<double>(result->bytes_scanned) / 1e6);
+  print_search_end(result->truncated, query.max_lines, result->records.empty() && !o.follow, "in " + state_dir,
+                   result->bytes_scanned);
   if (!o.follow) return kExitOk;
   std::fflush(stdout);
   auto follower = logs::LogFollower::create(state_dir, node, query);
@@ -160,12 +170,8 @@ int run_cluster(const LogsOptions& o, const logs::LogQuery& query,
     fmt::print(stderr, "llmctl logs: node {}: {}\n", node, why);
     failing[node] = why;
   }
-  if (answer->truncated)
-    fmt::print(stderr, "llmctl logs: stopped after --max-lines {}; narrow the search (--since, --grep, --node) "
-               "or raise --max-lines\n", query.max_lines);
-  if (answer->records.empty() && !o.follow)
-    fmt::print(stderr, "llmctl logs: no matching lines on {} node(s) ({:.1f} MB searched)\n",
-               answer->num_nodes - answer->failed.size(), static_cast<double>(answer->bytes_scanned) / 1e6);
+  print_search_end(answer->truncated, query.max_lines, answer->records.empty() && !o.follow,
+                   fmt::format("on {} node(s)", answer->num_nodes - answer->failed.size()), answer->bytes_scanned);
   if (!o.follow) return answer->failed.empty() ? kExitOk : kExitFailure;
 
   // Follow: ask again every second for lines since shortly before the newest
