@@ -10,9 +10,12 @@ address, accepting root with the keys in one authorized_keys file.
 
 Standard library only."""
 
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 
 import netns
 
@@ -27,6 +30,47 @@ def skip_unless_able():
         raise SystemExit(netns.SKIP)
     # sshd's privilege separation needs this directory; Debian creates it only at service start.
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+
+
+def run_in_lab(run, pids_under_root):
+    """Calls run(tmp, lab, nodes_root) in a fresh temporary directory and
+    namespace lab; whatever process still names a path under nodes_root is
+    killed afterwards, pass or fail. pids_under_root(root) -> {pid: ...}."""
+    with tempfile.TemporaryDirectory() as tmp, netns.NetnsLab() as lab:
+        nodes_root = os.path.join(tmp, "nodes")
+        try:
+            return run(tmp, lab, nodes_root)
+        finally:
+            for pid in pids_under_root(nodes_root):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def pids_under(root):
+    """Processes whose command line names a path under `root`: pid -> the command line as text."""
+    out = {}
+    needle = root.encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if needle in cmd:
+            out[int(d)] = cmd.replace(b"\0", b" ").decode(errors="replace")
+    return out
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def keygen(path, comment):

@@ -23,15 +23,12 @@ Checks, in order:
 7. `down`: no llmctl process left for any node, state dirs removed.
 Skips (77) only without namespaces or sshd. Everything is torn down on exit."""
 
-import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,43 +38,13 @@ import ssh_harness  # noqa: E402
 LLMCTL = os.environ.get("LLMCTL_BIN", "llmctl")
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def pids_under(root):
-    """Processes whose command line names a path under `root`."""
-    out = {}
-    needle = root.encode()
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if needle in cmd:
-            out[int(d)] = cmd.replace(b"\0", b" ").decode(errors="replace")
-    return out
+sha256 = ssh_harness.sha256
+pids_under = ssh_harness.pids_under
 
 
 def main():
     ssh_harness.skip_unless_able()
-    with tempfile.TemporaryDirectory() as tmp, netns.NetnsLab() as lab:
-        nodes_root = os.path.join(tmp, "nodes")
-        try:
-            return run(tmp, lab, nodes_root)
-        finally:
-            for pid in pids_under(nodes_root):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+    return ssh_harness.run_in_lab(run, pids_under)
 
 
 def run(tmp, lab, nodes_root):

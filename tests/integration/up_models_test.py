@@ -22,9 +22,7 @@ Skips (77) without namespaces, sshd or the stories260K model."""
 
 import json
 import os
-import signal
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -74,16 +72,7 @@ def main():
     if not os.path.isdir(STORIES):
         print(f"SKIP: no {STORIES}")
         return netns.SKIP
-    with tempfile.TemporaryDirectory() as tmp, netns.NetnsLab() as lab:
-        nodes_root = os.path.join(tmp, "nodes")
-        try:
-            return run(tmp, lab, nodes_root)
-        finally:
-            for pid in pids_under(nodes_root):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+    return ssh_harness.run_in_lab(run, pids_under)
 
 
 def run(tmp, lab, nodes_root):
