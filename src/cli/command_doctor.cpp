@@ -191,14 +191,18 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
   }
 
   (void)raise_open_file_limit();
+  auto peer_check_options = [&] {
+    doctor::PeerCheckOptions p;
+    p.peers = peers;
+    p.token = token;
+    p.local = probe;
+    p.model_path = o.model;
+    p.deep = o.deep;
+    return p;
+  };
   if (o.outbound) {
     // The other hosts' listeners hold their ports; ours holds this host's, so no local checks here.
-    doctor::PeerCheckOptions peer_options;
-    peer_options.peers = peers;
-    peer_options.token = token;
-    peer_options.local = probe;
-    peer_options.model_path = o.model;
-    peer_options.deep = o.deep;
+    doctor::PeerCheckOptions peer_options = peer_check_options();
     peer_options.outbound_only = true;
     return print_report(doctor::check_peers(host, peer_options, nullptr), o.json);
   }
@@ -215,12 +219,7 @@ int run_doctor(const GlobalOptions& global, const DoctorOptions& o) {
       service_options.probe = probe;
       service_options.token = token;
       auto service = doctor::DoctorService::start(service_options, host);
-      doctor::PeerCheckOptions peer_options;
-      peer_options.peers = peers;
-      peer_options.token = token;
-      peer_options.local = probe;
-      peer_options.model_path = o.model;
-      peer_options.deep = o.deep;
+      doctor::PeerCheckOptions peer_options = peer_check_options();
       peer_options.missing_listener_is_skip = from_config && o.peers.empty();
       auto found = doctor::check_peers(host, peer_options, service.is_ok() ? service->get() : nullptr);
       results.insert(results.end(), found.begin(), found.end());
