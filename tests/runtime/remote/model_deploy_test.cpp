@@ -21,6 +21,7 @@
 #include "runtime/remote/host_probe.h"
 #include "runtime/remote/model_deploy.h"
 #include "runtime/remote/ssh_session.h"
+#include "shell_fixture.h"
 
 extern char** environ;
 
@@ -30,29 +31,11 @@ using namespace llmctl::remote;
 
 namespace {
 
-std::string sh(const std::string& command) {
-  std::FILE* p = ::popen(("/bin/sh -c " + shell_quote(command)).c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+using testing::sh;
+using testing::write_file;
 
-void write_file(const fs::path& path, const std::string& content) {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << content;
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/llmctl-models-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
+struct TempDir : testing::TempDir {
+  TempDir() : testing::TempDir("models") {}
 };
 
 // A process whose command line reads like a serve's ("... serve ...").
