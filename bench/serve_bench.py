@@ -7,8 +7,9 @@ Markdown table row per run (the serve section of docs/performance.md).
 
 Without --model it serves the embedded demo model. Each concurrency C sends
 C x prompts-per-client requests (at least 16), all at once (no request rate).
-`llmctl bench` makes synthetic prompts of --input-len words; the table shows
-the prompt tokens the server counted."""
+`llmctl bench` makes synthetic prompts of --input-len words, or reads them
+from --dataset (JSONL, per-prompt output_len); the table shows the prompt
+tokens the server counted."""
 import argparse
 import json
 import socket
@@ -33,6 +34,9 @@ def main():
     ap.add_argument("--server-log", default="", help="file for serve's stderr (default: discarded)")
     ap.add_argument("--serve-args", default="", help="more serve flags, e.g. \"--enforce-eager --max-num-seqs 256\"")
     ap.add_argument("--start-timeout", type=float, default=120, help="seconds to wait for /health")
+    ap.add_argument("--dataset", default="", help="JSONL prompts for llmctl bench (bench/make_sharegpt_like.py); "
+                    "each concurrency then sends --num-prompts of them")
+    ap.add_argument("--num-prompts", type=int, default=0, help="with --dataset: requests per concurrency")
     a = ap.parse_args()
 
     s = socket.socket()
@@ -67,10 +71,12 @@ def main():
               "| TPOT p50 / p99 ms | ITL p50 / p99 ms | errors |")
         print("|---|---|---|---|---|---|---|---|---|")
         for c in [int(x) for x in a.concurrency.split(",")]:
-            n = max(16, c * a.prompts_per_client)
+            n = a.num_prompts if a.dataset and a.num_prompts > 0 else max(16, c * a.prompts_per_client)
             cmd = [a.llmctl, "bench", "--url", f"http://127.0.0.1:{port}", "--model", a.name, "--concurrency", str(c),
                    "--num-prompts", str(n), "--input-len", str(a.input_len), "--output-len", str(a.output_len),
                    "--json"]
+            if a.dataset:
+                cmd += ["--dataset", a.dataset]
             out = subprocess.run(cmd, capture_output=True, text=True)
             r = json.loads(out.stdout)
             prompt_tokens = r["total_input_tokens"] / max(1, r["completed"])
