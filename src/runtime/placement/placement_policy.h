@@ -9,6 +9,11 @@
 //
 // A request either fits entirely (all bundles granted at once) or not at all:
 // partial grants would deadlock two engines each holding half their GPUs.
+//
+// A bundle may be pinned to one node (by node id or name): it goes there or
+// the request waits, and the strategy places the other bundles around it
+// (PACK next to it, SPREAD away from it, STRICT_PACK all on it, STRICT_SPREAD
+// never beside another pinned one). `serve` pins rank 0's GPU to its own node.
 #pragma once
 
 #include <string>
@@ -29,6 +34,7 @@ struct NodeCapacity {
   std::string node_id;
   ResourceSet total;      // what the node offers
   ResourceSet available;  // total minus granted bundles
+  std::string name;       // a pin may name the node by this instead of its id
 };
 
 struct PlacementDecision {
@@ -39,9 +45,12 @@ struct PlacementDecision {
 };
 
 // Only alive nodes should be passed. Ties are broken by node id order, so the
-// same snapshot always gives the same answer.
+// same snapshot always gives the same answer. `pins` is empty or has one entry
+// per bundle: "" places it anywhere, else the node id or name it must go to.
+// A pin to a node not in `nodes` waits (the node may join) with a reason
+// naming it; a pin to a node that could never hold its bundles is infeasible.
 PlacementDecision place(const std::vector<ResourceSet>& bundles, Strategy strategy,
-                        std::vector<NodeCapacity> nodes);
+                        std::vector<NodeCapacity> nodes, const std::vector<std::string>& pins = {});
 
 // Re-places the bundles whose entry in `current` is empty (their node died),
 // leaving the others where they are; `current` has one entry per bundle and
@@ -50,7 +59,9 @@ PlacementDecision place(const std::vector<ResourceSet>& bundles, Strategy strate
 // STRICT_SPREAD only on nodes without a kept bundle; SPREAD prefers those,
 // PACK prefers the kept bundles' nodes. When placed, node_ids covers every
 // bundle (kept ones unchanged); the missing ones are granted all at once.
+// `pins` as for place(); a missing pinned bundle goes back to its node only.
 PlacementDecision place_missing(const std::vector<ResourceSet>& bundles, Strategy strategy,
-                                const std::vector<NodeCapacity>& nodes, const std::vector<std::string>& current);
+                                const std::vector<NodeCapacity>& nodes, const std::vector<std::string>& current,
+                                const std::vector<std::string>& pins = {});
 
 }  // namespace llmctl::placement

@@ -10,7 +10,7 @@ namespace {
 
 NodeCapacity node(const std::string& id, double gpus, double cpus = 8) {
   ResourceSet r{{"GPU", gpus}, {"CPU", cpus}, {"node:" + id, 1}};
-  return {id, r, r};
+  return {id, r, r, ""};
 }
 
 std::set<std::string> distinct(const std::vector<std::string>& ids) { return {ids.begin(), ids.end()}; }
@@ -91,8 +91,8 @@ TEST_CASE("STRICT_SPREAD needs as many distinct nodes as bundles") {
 TEST_CASE("STRICT_SPREAD backtracks past a greedy dead end") {
   // Bundle 0 fits anywhere, bundle 1 only on "a": a greedy pick of "a" for
   // bundle 0 would fail; the matching must put bundle 0 on "b".
-  NodeCapacity a{"a", {{"GPU", 1}, {"special", 1}}, {{"GPU", 1}, {"special", 1}}};
-  NodeCapacity b{"b", {{"GPU", 1}}, {{"GPU", 1}}};
+  NodeCapacity a{"a", {{"GPU", 1}, {"special", 1}}, {{"GPU", 1}, {"special", 1}}, ""};
+  NodeCapacity b{"b", {{"GPU", 1}}, {{"GPU", 1}}, ""};
   auto d = place({{{"GPU", 1}}, {{"GPU", 1}, {"special", 1}}}, Strategy::kStrictSpread, {a, b});
   REQUIRE(d.placed);
   CHECK(d.node_ids == std::vector<std::string>{"b", "a"});
@@ -164,4 +164,113 @@ TEST_CASE("place_missing: STRICT_PACK only on the kept node; PACK prefers it") {
   auto p = place_missing(bundles, Strategy::kPack, {node("b", 8), a}, {"a", ""});
   REQUIRE(p.placed);
   CHECK(p.node_ids == std::vector<std::string>{"a", "b"});
+}
+
+namespace {
+
+NodeCapacity named(const std::string& id, const std::string& name, double gpus) {
+  NodeCapacity n = node(id, gpus);
+  n.name = name;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("PACK with a pinned bundle packs the others next to it, not on the fullest node") {
+  // Unpinned, PACK would take "a" (the fullest node holding both).
+  std::vector<ResourceSet> two = {{{"GPU", 1}}, {{"GPU", 1}}};
+  CHECK(place(two, Strategy::kPack, {named("a", "lf001", 2), named("b", "lf002", 4)}).node_ids ==
+        std::vector<std::string>{"a", "a"});
+  auto d = place(two, Strategy::kPack, {named("a", "lf001", 2), named("b", "lf002", 4)}, {"lf002", ""});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids == std::vector<std::string>{"b", "b"});
+  // The pinned node has one GPU: the pinned bundle takes it, the other spills over.
+  auto spill = place(two, Strategy::kPack, {named("a", "lf001", 2), named("b", "lf002", 1)}, {"b", ""});
+  REQUIRE(spill.placed);
+  CHECK(spill.node_ids == std::vector<std::string>{"b", "a"});
+}
+
+TEST_CASE("SPREAD with a pinned bundle puts the others on other nodes") {
+  std::vector<ResourceSet> three = {{{"GPU", 1}}, {{"GPU", 1}}, {{"GPU", 1}}};
+  // "a" is the emptiest node, yet holds only the pinned bundle.
+  auto d = place(three, Strategy::kSpread, {named("a", "lf001", 8), named("b", "lf002", 1), named("c", "lf003", 1)},
+                 {"", "lf001", ""});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids[1] == "a");
+  CHECK(distinct(d.node_ids).size() == 3);
+}
+
+TEST_CASE("STRICT_PACK with a pinned bundle uses only the pinned node, or says why not") {
+  std::vector<ResourceSet> two = {{{"GPU", 1}}, {{"GPU", 1}}};
+  auto d = place(two, Strategy::kStrictPack, {named("a", "lf001", 2), named("b", "lf002", 8)}, {"a", ""});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids == std::vector<std::string>{"a", "a"});
+  auto small = place(two, Strategy::kStrictPack, {named("a", "lf001", 1), named("b", "lf002", 8)}, {"a", ""});
+  CHECK_FALSE(small.placed);
+  CHECK(small.infeasible);
+  CHECK(small.reason.find("STRICT_PACK") != std::string::npos);
+  CHECK(small.reason.find("lf001 (a)") != std::string::npos);
+  auto split = place(two, Strategy::kStrictPack, {named("a", "lf001", 2), named("b", "lf002", 8)}, {"a", "b"});
+  CHECK_FALSE(split.placed);
+  CHECK(split.infeasible);
+  CHECK(split.reason.find("different nodes") != std::string::npos);
+}
+
+TEST_CASE("STRICT_SPREAD with a pinned bundle keeps the others off its node; two pins on one node never fit") {
+  std::vector<ResourceSet> two = {{{"GPU", 1}}, {{"GPU", 1}}};
+  auto d = place(two, Strategy::kStrictSpread, {named("a", "lf001", 4), named("b", "lf002", 4)}, {"", "a"});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids == std::vector<std::string>{"b", "a"});
+  // Only the pinned node is alive: the other bundle has nowhere to go.
+  auto alone = place(two, Strategy::kStrictSpread, {named("a", "lf001", 4)}, {"a", ""});
+  CHECK_FALSE(alone.placed);
+  CHECK(alone.infeasible);
+  auto same = place(two, Strategy::kStrictSpread, {named("a", "lf001", 4), named("b", "lf002", 4)}, {"a", "lf001"});
+  CHECK_FALSE(same.placed);
+  CHECK(same.infeasible);
+  CHECK(same.reason.find("bundles 0 and 1 are pinned to the same node lf001 (a)") != std::string::npos);
+}
+
+TEST_CASE("a pin to a full node waits with a reason naming it; more than it has in total is infeasible") {
+  NodeCapacity a = named("a", "lf001", 2);
+  a.available["GPU"] = 0;  // both GPUs granted to another engine
+  for (Strategy s : {Strategy::kPack, Strategy::kSpread, Strategy::kStrictPack, Strategy::kStrictSpread}) {
+    CAPTURE(strategy_name(s));
+    auto d = place({{{"GPU", 1}}, {{"GPU", 1}}}, s, {a, named("b", "lf002", 4)}, {"lf001", ""});
+    CHECK_FALSE(d.placed);
+    CHECK_FALSE(d.infeasible);
+    CHECK(d.reason == "bundle 0 is pinned to node lf001 (a), which has {GPU: 0} available, not {GPU: 1}");
+  }
+  auto never = place({{{"GPU", 3}}}, Strategy::kPack, {named("a", "lf001", 2), named("b", "lf002", 4)}, {"a"});
+  CHECK_FALSE(never.placed);
+  CHECK(never.infeasible);
+  CHECK(never.reason.find("pinned to node lf001 (a), which has {GPU: 2} in total, not {GPU: 3}") != std::string::npos);
+}
+
+TEST_CASE("a pin to an unknown node, or to a name two nodes share, is refused with a reason") {
+  auto d = place({{{"GPU", 1}}}, Strategy::kPack, {named("a", "lf001", 2)}, {"lf009"});
+  CHECK_FALSE(d.placed);
+  CHECK(d.reason == "bundle 0 is pinned to node \"lf009\", which is not an alive node of the cluster");
+  auto twice = place({{{"GPU", 1}}}, Strategy::kPack, {named("a", "lf001", 2), named("b", "lf001", 2)}, {"lf001"});
+  CHECK_FALSE(twice.placed);
+  CHECK(twice.infeasible);
+  CHECK(twice.reason.find("pin it by node id") != std::string::npos);
+  // An id wins over a name.
+  auto by_id = place({{{"GPU", 1}}}, Strategy::kPack, {named("a", "lf001", 2), named("b", "lf001", 2)}, {"b"});
+  REQUIRE(by_id.placed);
+  CHECK(by_id.node_ids[0] == "b");
+  CHECK_FALSE(place({{{"GPU", 1}}}, Strategy::kPack, {node("a", 1)}, {"a", "a"}).placed);  // one pin per bundle
+}
+
+TEST_CASE("place_missing sends a lost pinned bundle back to its own node only") {
+  std::vector<ResourceSet> two = {{{"GPU", 1}}, {{"GPU", 1}}};
+  auto b = named("b", "lf002", 1);
+  b.available["GPU"] = 0;  // runs the kept bundle 1
+  auto d = place_missing(two, Strategy::kPack, {named("a", "lf001", 1), b, named("c", "lf003", 8)}, {"", "b"},
+                         {"lf001", ""});
+  REQUIRE(d.placed);
+  CHECK(d.node_ids == std::vector<std::string>{"a", "b"});
+  auto gone = place_missing(two, Strategy::kPack, {b, named("c", "lf003", 8)}, {"", "b"}, {"lf001", ""});
+  CHECK_FALSE(gone.placed);
+  CHECK(gone.reason.find("not an alive node") != std::string::npos);
 }
