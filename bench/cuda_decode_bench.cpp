@@ -180,9 +180,10 @@ BenchResult run_shape(const ModelConfig& c, int prompt, int steps, double bandwi
   std::vector<std::unique_ptr<DeviceBuffer>> kv_bufs;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     for (int i = 0; i < 2; ++i) {
-      auto buf = backend->allocate(static_cast<std::size_t>(num_blocks) * block_size * c.kv_size() * sizeof(float));
+      auto buf = backend->allocate(static_cast<std::size_t>(num_blocks) * block_size * c.kv_size() *
+                                   kernels::kv_dtype_size_bytes(backend->kv_dtype()));
       if (!buf.is_ok()) std::exit(1);
-      (i == 0 ? kv.k : kv.v).push_back((*buf)->f32());
+      (i == 0 ? kv.k : kv.v).push_back((*buf)->data());
       kv_bufs.push_back(std::move(buf).value());
     }
   }
@@ -290,12 +291,12 @@ BenchResult run_shape(const ModelConfig& c, int prompt, int steps, double bandwi
   r.median_ms = ms[ms.size() / 2];
   r.min_ms = ms.front();
   // Bytes a decode step must move: the weights above, the mean KV context
-  // (fp32), the logits written.
+  // (in the backend's KV dtype), the logits written.
   const double mean_ctx = prompt + steps + warmup;  // over both loops
-  r.step_bytes =
-      r.weight_bytes +
-      2.0 * static_cast<double>(c.num_hidden_layers) * mean_ctx * static_cast<double>(c.kv_size()) * sizeof(float) +
-      static_cast<double>(c.vocab_size) * sizeof(float);
+  r.step_bytes = r.weight_bytes +
+                 2.0 * static_cast<double>(c.num_hidden_layers) * mean_ctx * static_cast<double>(c.kv_size()) *
+                     static_cast<double>(kernels::kv_dtype_size_bytes(backend->kv_dtype())) +
+                 static_cast<double>(c.vocab_size) * sizeof(float);
   r.roofline_ms = r.step_bytes / bandwidth * 1e3;
   return r;
 }
@@ -374,7 +375,10 @@ void run_op_profile(const ModelConfig& c) {
   auto qkv = alloc_random(qkv_width, 1.0f, 6), gate_up = alloc_random(2 * F, 1.0f, 7);
   auto inv_freq = alloc_random(D / 2, 0.01f, 8);
   const int64_t cache_elems = static_cast<int64_t>(num_blocks) * block_size * c.kv_size();
-  auto k_cache = alloc_random(cache_elems, 1.0f, 9), v_cache = alloc_random(cache_elems, 1.0f, 10);
+  // Zeros in the backend's KV dtype (speed does not depend on the values).
+  const auto cache_bytes = static_cast<std::size_t>(cache_elems) * kernels::kv_dtype_size_bytes(b->kv_dtype());
+  auto k_cache = b->allocate(cache_bytes), v_cache = b->allocate(cache_bytes);
+  if (!k_cache.is_ok() || !v_cache.is_ok()) std::exit(1);
   std::vector<int32_t> ints = {7, ctx - 1, ctx - 1, 0, 1, ctx};  // id, position, slot, query_start[2], context_len
   for (int32_t j = 0; j < num_blocks; ++j) ints.push_back(j);
   ints.push_back(0);  // gather index
@@ -402,10 +406,12 @@ void run_op_profile(const ModelConfig& c) {
       {"rms_norm", [&] { b->rms_norm(out->f32(), x->f32(), weight->f32(), 1, H, 1e-5f); }},
       {"add_rms_norm", [&] { b->add_rms_norm(out->f32(), residual->f32(), x->f32(), weight->f32(), 1, H, 1e-5f); }},
       {"rope", [&] { b->rope(q, qkv_width, k, qkv_width, iv + 1, inv_freq->f32(), 1, QH, KVH, D); }},
-      {"store_kv", [&] { b->store_kv(k_cache->f32(), v_cache->f32(), k, qkv_width, v, qkv_width, iv + 2, 1, KVH, D); }},
+      {"store_kv",
+       [&] { b->store_kv((*k_cache)->data(), (*v_cache)->data(), k, qkv_width, v, qkv_width, iv + 2, 1, KVH, D); }},
       {"paged_attention",
        [&] {
-         b->paged_attention(out->f32(), q, qkv_width, k_cache->f32(), v_cache->f32(), batch, QH, KVH, D, scale, 0);
+         b->paged_attention(out->f32(), q, qkv_width, (*k_cache)->data(), (*v_cache)->data(), batch, QH, KVH, D, scale,
+                            0);
        }},
       {"silu_and_mul", [&] { b->silu_and_mul(out->f32(), gate_up->f32(), 1, F); }},
       {"gather_rows", [&] { b->gather_rows(out->f32(), x->f32(), iv + 6 + num_blocks, 1, H); }},
@@ -447,9 +453,9 @@ void run_throughput(const ModelConfig& c, int batch, int context, int prefill, i
   std::vector<std::unique_ptr<DeviceBuffer>> kv_bufs;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     for (int i = 0; i < 2; ++i) {
-      kv_bufs.push_back(
-          or_exit(backend->allocate(static_cast<std::size_t>(num_blocks) * block_size * c.kv_size() * sizeof(float))));
-      (i == 0 ? kv.k : kv.v).push_back(kv_bufs.back()->f32());
+      kv_bufs.push_back(or_exit(backend->allocate(static_cast<std::size_t>(num_blocks) * block_size * c.kv_size() *
+                                                  kernels::kv_dtype_size_bytes(backend->kv_dtype()))));
+      (i == 0 ? kv.k : kv.v).push_back(kv_bufs.back()->data());
     }
   }
   const int32_t max_tokens = std::max(batch, prefill);
@@ -545,7 +551,8 @@ void run_throughput(const ModelConfig& c, int batch, int context, int prefill, i
   const double dm = median(step_ms);
   double weight_bytes = 2.0 * (linear_params + head_params);
   const double kv_bytes = 2.0 * static_cast<double>(c.num_hidden_layers) * batch * (context + 8.0) *
-                          static_cast<double>(c.kv_size()) * sizeof(float);
+                          static_cast<double>(c.kv_size()) *
+                          static_cast<double>(kernels::kv_dtype_size_bytes(backend->kv_dtype()));
   const double decode_flops = batch * (2.0 * (linear_params + head_params) + attn_per_ctx * (context + 8.0));
   const double mem_ms = (weight_bytes + kv_bytes) / bandwidth * 1e3;
   const double flop_ms = decode_flops / (peak_tflops * 1e12) * 1e3;

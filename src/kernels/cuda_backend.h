@@ -1,9 +1,9 @@
 // The CUDA backend (kernels/cuda): the kernels::Backend ops on one NVIDIA GPU,
-// everything queued on one stream. linear() weights are bf16 (weight_dtype();
-// converted from fp32 by copy_weight_to_device); activations, norms,
-// embeddings and the KV cache stay fp32, since batch-1 decode is bound by
-// the weight bytes alone and fp32 elsewhere keeps the other ops exact twins
-// of the CPU backend. Declared
+// everything queued on one stream. linear() weights and the embedding table
+// are bf16 (weight_dtype(); uploaded from the checkpoint's dtype by
+// upload_weight), and so is the KV cache (kv_dtype(): batched decode is bound
+// by its bytes); activations and norms stay fp32, since batch-1 decode is bound by the weight bytes
+// alone and fp32 elsewhere keeps the other ops exact twins of the CPU backend. Declared
 // only in builds with the CUDA backend (LLMCTL_WITH_CUDA); the CPU build
 // never sees it.
 //

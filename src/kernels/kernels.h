@@ -47,6 +47,14 @@ class DeviceBuffer {
   std::size_t size_bytes_;
 };
 
+// How a backend stores the paged KV cache: kF32 on the CPU (the exact
+// reference), kBF16 on CUDA, where a batched decode step reads more KV bytes
+// than weight bytes, so half the bytes is close to half the attention time
+// and twice the tokens in the same memory.
+enum class KvDtype { kF32, kBF16 };
+
+constexpr std::size_t kv_dtype_size_bytes(KvDtype dtype) { return dtype == KvDtype::kBF16 ? 2 : 4; }
+
 // Describes the sequences of one step for paged attention. Sequence s owns
 // query tokens [query_start[s], query_start[s+1]) of the step; they are the
 // last (query_start[s+1] - query_start[s]) of its context_len[s] tokens, whose
@@ -145,19 +153,25 @@ class Backend {
   // out[T, F] = silu(gate_up[:, :F]) * gate_up[:, F:]; gate_up: [T, 2F].
   virtual void silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width) = 0;
 
-  // Writes k/v of the step's tokens into the paged cache. k, v: [T, KV, D]
-  // with row strides k_stride / v_stride; caches: [num_blocks, block_size, KV, D];
+  // The element type of the KV cache store_kv writes and paged_attention
+  // reads; a cache buffer holds kv_dtype_size_bytes(kv_dtype()) per element.
+  virtual KvDtype kv_dtype() const { return KvDtype::kF32; }
+
+  // Writes k/v of the step's tokens into the paged cache, converted to
+  // kv_dtype() (round to nearest even for bf16). k, v: [T, KV, D] fp32 with
+  // row strides k_stride / v_stride; caches: [num_blocks, block_size, KV, D];
   // slot_mapping[t] = block * block_size + offset (negative: skip the token).
-  virtual void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v,
+  virtual void store_kv(void* k_cache, void* v_cache, const float* k, int64_t k_stride, const float* v,
                         int64_t v_stride, const int32_t* slot_mapping, int64_t num_tokens,
                         int64_t num_kv_heads, int64_t head_dim) = 0;
 
   // Causal attention of the step's queries over the paged cache (see
-  // AttentionBatch). q: [T, QH, D] with row stride q_stride; out: [T, QH, D];
-  // query head h reads kv head h / (QH / KV). sliding_window > 0: a query at
-  // position p sees keys at positions > p - sliding_window only.
-  virtual void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache,
-                               const float* v_cache, const AttentionBatch& batch, int64_t num_q_heads,
+  // AttentionBatch; caches in kv_dtype()). q: [T, QH, D] with row stride
+  // q_stride; out: [T, QH, D]; query head h reads kv head h / (QH / KV).
+  // sliding_window > 0: a query at position p sees keys at positions
+  // > p - sliding_window only.
+  virtual void paged_attention(float* out, const float* q, int64_t q_stride, const void* k_cache,
+                               const void* v_cache, const AttentionBatch& batch, int64_t num_q_heads,
                                int64_t num_kv_heads, int64_t head_dim, float scale,
                                int64_t sliding_window) = 0;
 

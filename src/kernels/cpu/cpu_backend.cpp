@@ -142,8 +142,12 @@ class CpuBackend final : public Backend {
     });
   }
 
-  void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
-                const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim) override {
+  // The KV cache is fp32 here (kv_dtype() keeps its default).
+  void store_kv(void* k_cache_data, void* v_cache_data, const float* k, int64_t k_stride, const float* v,
+                int64_t v_stride, const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
+                int64_t head_dim) override {
+    auto* k_cache = static_cast<float*>(k_cache_data);
+    auto* v_cache = static_cast<float*>(v_cache_data);
     const int64_t row = num_kv_heads * head_dim;
     for (int64_t t = 0; t < num_tokens; ++t) {
       if (slot_mapping[t] < 0) continue;
@@ -153,9 +157,11 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                       const AttentionBatch& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                       float scale, int64_t sliding_window) override {
+  void paged_attention(float* out, const float* q, int64_t q_stride, const void* k_cache_data,
+                       const void* v_cache_data, const AttentionBatch& batch, int64_t num_q_heads,
+                       int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window) override {
+    const auto* k_cache = static_cast<const float*>(k_cache_data);
+    const auto* v_cache = static_cast<const float*>(v_cache_data);
     const int64_t group = num_q_heads / num_kv_heads;
     const int64_t kv_row = num_kv_heads * head_dim;
     const int64_t work = static_cast<int64_t>(batch.num_seqs) * num_q_heads;

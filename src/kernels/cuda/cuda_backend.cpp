@@ -168,13 +168,17 @@ class CudaBackend final : public Backend {
     bind();
     cuda::silu_and_mul(out, gate_up, num_tokens, width, stream_);
   }
-  void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
+  // A batched decode step reads more KV bytes than weight bytes: bf16 halves
+  // them, and twice the tokens fit (transformers keeps a bf16 model's cache
+  // in bf16 too).
+  KvDtype kv_dtype() const override { return KvDtype::kBF16; }
+  void store_kv(void* k_cache, void* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
                 const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim) override {
     bind();
-    cuda::store_kv(k_cache, v_cache, k, k_stride, v, v_stride, slot_mapping, num_tokens, num_kv_heads, head_dim,
-                   stream_);
+    cuda::store_kv(static_cast<__nv_bfloat16*>(k_cache), static_cast<__nv_bfloat16*>(v_cache), k, k_stride, v,
+                   v_stride, slot_mapping, num_tokens, num_kv_heads, head_dim, stream_);
   }
-  void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
+  void paged_attention(float* out, const float* q, int64_t q_stride, const void* k_cache, const void* v_cache,
                        const AttentionBatch& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
                        float scale, int64_t sliding_window) override {
     bind();
@@ -186,7 +190,8 @@ class CudaBackend final : public Backend {
     args.max_blocks_per_seq = batch.max_blocks_per_seq;
     args.block_size = batch.block_size;
     args.num_tokens = batch.num_tokens;
-    cuda::paged_attention(out, q, q_stride, k_cache, v_cache, args, num_q_heads, num_kv_heads, head_dim, scale,
+    cuda::paged_attention(out, q, q_stride, static_cast<const __nv_bfloat16*>(k_cache),
+                          static_cast<const __nv_bfloat16*>(v_cache), args, num_q_heads, num_kv_heads, head_dim, scale,
                           sliding_window, attention_, stream_);
   }
   void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab) override {

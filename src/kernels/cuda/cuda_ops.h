@@ -63,9 +63,11 @@ void rope(float* q, int64_t q_stride, float* k, int64_t k_stride, const int32_t*
 
 void silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width, cudaStream_t stream);
 
-void store_kv(float* k_cache, float* v_cache, const float* k, int64_t k_stride, const float* v, int64_t v_stride,
-              const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads, int64_t head_dim,
-              cudaStream_t stream);
+// The KV cache is bf16 here (kernels::KvDtype::kBF16): store_kv rounds the
+// fp32 k/v rows to nearest even, and every attention path reads bf16.
+void store_kv(__nv_bfloat16* k_cache, __nv_bfloat16* v_cache, const float* k, int64_t k_stride, const float* v,
+              int64_t v_stride, const int32_t* slot_mapping, int64_t num_tokens, int64_t num_kv_heads,
+              int64_t head_dim, cudaStream_t stream);
 
 // The AttentionBatch fields, spelled out so this header needs no kernels.h.
 struct PagedAttentionArgs {
@@ -88,22 +90,25 @@ struct AttentionScratch {
   std::size_t num_counters = 0;
 };
 
-void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                     const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                     float scale, int64_t sliding_window, AttentionScratch& scratch, cudaStream_t stream);
+void paged_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                     const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
+                     int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                     AttentionScratch& scratch, cudaStream_t stream);
 
 // The tensor-core path of paged_attention for steps with prefill tokens
 // (flash_prefill.cu); false when it does not apply (decode-only step, token
 // count unknown, head dim other than 64 or 128).
-bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                             const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads,
-                             int64_t head_dim, float scale, int64_t sliding_window, cudaStream_t stream);
+bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                             const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
+                             int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                             cudaStream_t stream);
 
 // The KV-head-grouped path of paged_attention for decode-only steps with
 // many sequences (decode_attention.cu); false when it does not apply.
-bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                          const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                          float scale, int64_t sliding_window, cudaStream_t stream);
+bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                          const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
+                          int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                          cudaStream_t stream);
 
 // ids[r] = first index of the maximum of logits[r, :] (argmax_rows.cu).
 void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab, cudaStream_t stream);

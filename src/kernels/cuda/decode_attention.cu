@@ -3,7 +3,8 @@
 // each key and value row is read from the cache once instead of G times
 // (with GQA the KV reads are most of a batched decode step's attention
 // traffic). The block's warps split the keys; per key a warp forms G dot
-// products (lanes split head_dim) and keeps G online softmaxes; the block
+// products (lanes split head_dim, kPerLane consecutive bf16 elements each,
+// one vector load per K or V row) and keeps G online softmaxes; the block
 // then merges its warps. Small batches keep paged_attention.cu's kernel,
 // which splits long contexts over blocks to fill the GPU instead.
 #include <cfloat>
@@ -11,6 +12,7 @@
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/kv_bf16.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
@@ -31,7 +33,8 @@ struct DecodeShared {
 
 template <int kPerLane, int G>
 __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const float* q, int64_t q_stride,
-                                                              const float* k_cache, const float* v_cache,
+                                                              const __nv_bfloat16* k_cache,
+                                                              const __nv_bfloat16* v_cache,
                                                               PagedAttentionArgs b, int num_q_heads, int num_kv_heads,
                                                               int head_dim, float scale, int64_t sliding_window) {
   pdl_begin();
@@ -45,6 +48,9 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
   const int32_t* table = b.block_tables + static_cast<int64_t>(s) * b.max_blocks_per_seq;
   const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * head_dim;
   const int64_t kv_offset = static_cast<int64_t>(kvh) * head_dim;
+  // Lane l holds elements [l * kPerLane, (l + 1) * kPerLane) of head_dim.
+  const int d0 = lane * kPerLane, in_range = head_dim - d0;
+  const bool vec = head_dim % kPerLane == 0;
 
   float qr[G][kPerLane], acc[G][kPerLane], m[G], l[G];
 #pragma unroll
@@ -52,8 +58,7 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
     const float* qv = q + static_cast<int64_t>(token) * q_stride + static_cast<int64_t>(kvh * G + g) * head_dim;
 #pragma unroll
     for (int i = 0; i < kPerLane; ++i) {
-      const int d = lane + 32 * i;
-      qr[g][i] = d < head_dim ? qv[d] * scale : 0.0f;
+      qr[g][i] = i < in_range ? qv[d0 + i] * scale : 0.0f;
       acc[g][i] = 0.0f;
     }
     m[g] = -FLT_MAX;
@@ -61,15 +66,10 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
   }
   for (int64_t j = lo + warp; j <= pos; j += kWarps) {
     const int64_t slot = static_cast<int64_t>(table[j / b.block_size]) * b.block_size + j % b.block_size;
-    const float* kp = k_cache + slot * kv_row + kv_offset;
-    const float* vp = v_cache + slot * kv_row + kv_offset;
+    const int64_t row = slot * kv_row + kv_offset + d0;
     float kr[kPerLane], vr[kPerLane];
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int d = lane + 32 * i;
-      kr[i] = d < head_dim ? kp[d] : 0.0f;
-      vr[i] = d < head_dim ? vp[d] : 0.0f;
-    }
+    load_bf16_chunk<kPerLane>(kr, k_cache + row, in_range, vec);
+    load_bf16_chunk<kPerLane>(vr, v_cache + row, in_range, vec);
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       float part = 0.0f;
@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
       sh.warp_sum[warp][g] = l[g];
     }
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) sh.warp_acc[warp][g][lane + 32 * i] = acc[g][i];
+    for (int i = 0; i < kPerLane; ++i) sh.warp_acc[warp][g][d0 + i] = acc[g][i];
   }
   __syncthreads();
   // Merge: thread t writes elements t, t + kThreads, ... of the G outputs.
@@ -115,9 +115,9 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
 }
 
 template <int kPerLane, int G>
-void launch_decode(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                   const PagedAttentionArgs& b, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                   float scale, int64_t sliding_window, cudaStream_t stream) {
+void launch_decode(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                   const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
+                   int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window, cudaStream_t stream) {
   launch_kernel(decode_gqa_kernel<kPerLane, G>, static_cast<unsigned>(b.num_seqs * num_kv_heads), kThreads, stream,
                 out, q, q_stride, k_cache, v_cache, b, static_cast<int>(num_q_heads), static_cast<int>(num_kv_heads),
                 static_cast<int>(head_dim), scale, sliding_window);
@@ -125,9 +125,9 @@ void launch_decode(float* out, const float* q, int64_t q_stride, const float* k_
 }
 
 template <int kPerLane>
-bool dispatch_group(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                    const PagedAttentionArgs& b, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                    float scale, int64_t sliding_window, cudaStream_t stream) {
+bool dispatch_group(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                    const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
+                    int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window, cudaStream_t stream) {
   switch (num_q_heads / num_kv_heads) {
     case 1:
       launch_decode<kPerLane, 1>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
@@ -152,8 +152,9 @@ bool dispatch_group(float* out, const float* q, int64_t q_stride, const float* k
 
 }  // namespace
 
-bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                          const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
+bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                          const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
+                          int64_t num_kv_heads, int64_t head_dim,
                           float scale, int64_t sliding_window, cudaStream_t stream) {
   if (batch.num_tokens != batch.num_seqs) return false;  // prefill tokens present, or the count is unknown
   if (static_cast<int64_t>(batch.num_seqs) * num_kv_heads < kMinBlocks) return false;

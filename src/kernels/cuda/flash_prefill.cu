@@ -1,8 +1,8 @@
 // Causal attention for steps that carry prefill (or chunked-prefill) tokens,
 // on the tensor cores: flash-attention style tiles over the paged KV cache.
 // One block of four warps takes 64 queries of one (sequence, query head);
-// each warp owns 16 of them. Per tile of 64 keys the block gathers K and V
-// from the cache into shared memory as bf16; each warp computes its 16 x 64
+// each warp owns 16 of them. Per tile of 64 keys the block copies K and V
+// from the bf16 cache into shared memory (16-byte loads, no conversion); each warp computes its 16 x 64
 // scores with bf16 WMMA (fp32 accumulate), runs the online softmax (running
 // max and sum per query, fp32), and accumulates P * V into its fp32 output
 // rows. Queries are scaled before rounding so the scores need no extra pass.
@@ -15,6 +15,7 @@
 #include <mma.h>
 
 #include <cfloat>
+#include <cstdint>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -49,7 +50,8 @@ struct FlashLayout {
 
 template <int D>
 __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, const float* q, int64_t q_stride,
-                                                                 const float* k_cache, const float* v_cache,
+                                                                 const __nv_bfloat16* k_cache,
+                                                                 const __nv_bfloat16* v_cache,
                                                                  PagedAttentionArgs b, int num_q_heads,
                                                                  int num_kv_heads, float scale,
                                                                  int64_t sliding_window) {
@@ -105,27 +107,20 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
 
   for (int64_t kt = kv_begin; kt < kv_end; kt += kTileK) {
     __syncthreads();  // the previous tile's K/V are no longer read
-    for (int i = threadIdx.x; i < kTileK * (D / 4); i += kThreads) {
-      const int r = i / (D / 4), c = (i % (D / 4)) * 4;
+    // 8 bf16 (16 bytes) per thread and load; keys past the range are zero.
+    for (int i = threadIdx.x; i < kTileK * (D / 8); i += kThreads) {
+      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
       const int64_t pos = kt + r;
-      float4 kv4 = make_float4(0.f, 0.f, 0.f, 0.f), vv4 = kv4;
+      uint4 kv8 = make_uint4(0, 0, 0, 0), vv8 = kv8;
       if (pos < kv_end) {
         const int64_t block = table[pos / b.block_size];
         const int64_t slot = block * b.block_size + pos % b.block_size;
         const int64_t off = (slot * num_kv_heads + kvh) * D + c;
-        kv4 = *reinterpret_cast<const float4*>(k_cache + off);
-        vv4 = *reinterpret_cast<const float4*>(v_cache + off);
+        kv8 = *reinterpret_cast<const uint4*>(k_cache + off);
+        vv8 = *reinterpret_cast<const uint4*>(v_cache + off);
       }
-      __nv_bfloat16* kd = sk + r * L::kLdQkv + c;
-      __nv_bfloat16* vd = sv + r * L::kLdQkv + c;
-      kd[0] = __float2bfloat16(kv4.x);
-      kd[1] = __float2bfloat16(kv4.y);
-      kd[2] = __float2bfloat16(kv4.z);
-      kd[3] = __float2bfloat16(kv4.w);
-      vd[0] = __float2bfloat16(vv4.x);
-      vd[1] = __float2bfloat16(vv4.y);
-      vd[2] = __float2bfloat16(vv4.z);
-      vd[3] = __float2bfloat16(vv4.w);
+      *reinterpret_cast<uint4*>(sk + r * L::kLdQkv + c) = kv8;
+      *reinterpret_cast<uint4*>(sv + r * L::kLdQkv + c) = vv8;
     }
     __syncthreads();
     if (!warp_active) continue;
@@ -196,7 +191,8 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
 }
 
 template <int D>
-void launch_flash(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
+void launch_flash(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                  const __nv_bfloat16* v_cache,
                   const PagedAttentionArgs& b, int64_t num_q_heads, int64_t num_kv_heads, float scale,
                   int64_t sliding_window, cudaStream_t stream) {
   using L = FlashLayout<D>;
@@ -217,11 +213,15 @@ void launch_flash(float* out, const float* q, int64_t q_stride, const float* k_c
 
 }  // namespace
 
-bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                             const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads,
-                             int64_t head_dim, float scale, int64_t sliding_window, cudaStream_t stream) {
+bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                             const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
+                             int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                             cudaStream_t stream) {
   if (batch.num_tokens <= batch.num_seqs) return false;  // decode only, or the count is unknown
   if (q_stride % 4 != 0) return false;                    // float4 loads
+  // 16-byte K/V loads (an allocation is 256-byte aligned; a caller's
+  // offset view might not be).
+  if (reinterpret_cast<uintptr_t>(k_cache) % 16 != 0 || reinterpret_cast<uintptr_t>(v_cache) % 16 != 0) return false;
   if (head_dim == 64) {
     launch_flash<64>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, scale, sliding_window,
                      stream);

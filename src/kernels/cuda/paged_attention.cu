@@ -2,7 +2,8 @@
 // prefill alike (see kernels::AttentionBatch). One block per (sequence, query
 // head, slice); its warps split the keys of one query, each keeping an online
 // softmax (running max, sum, output), and the block merges them. Lanes split
-// head_dim, so a key's dot product is a warp reduction. GQA: query head h
+// head_dim (kPerLane consecutive elements each, read from the bf16 cache in
+// one vector load), so a key's dot product is a warp reduction. GQA: query head h
 // reads kv head h / (QH / KV). For prefill the slices split a sequence's
 // queries; for decode, when the batch has too few (sequence, head) pairs to
 // fill the GPU, they split its keys (flash-decoding) and the last block of a
@@ -15,6 +16,7 @@
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/kv_bf16.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
@@ -67,17 +69,19 @@ struct AttentionShared {
 // Returns (every thread) the merged max and sum; merged_value() gives the
 // merged unnormalised output element relative to that max. A warp that saw
 // no key has sum 0 and contributes nothing; an empty range gives sum 0.
+// Lane l holds elements [l * kPerLane, (l + 1) * kPerLane) of head_dim;
+// vec: head_dim is a multiple of kPerLane, so those loads are aligned.
 template <int kPerLane>
-__device__ float2 attend(AttentionShared<kPerLane>& sh, const float* qv, const float* k_cache, const float* v_cache,
-                         const int32_t* table, int block_size, int64_t kv_row, int64_t kv_offset, int head_dim,
-                         float scale, int64_t begin, int64_t end) {
+__device__ float2 attend(AttentionShared<kPerLane>& sh, const float* qv, const __nv_bfloat16* k_cache,
+                         const __nv_bfloat16* v_cache, const int32_t* table, int block_size, int64_t kv_row,
+                         int64_t kv_offset, int head_dim, bool vec, float scale, int64_t begin, int64_t end) {
   constexpr int kWarps = PagedAttentionLaunch::kWarps;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int d0 = lane * kPerLane, in_range = head_dim - d0;  // this lane's elements, and how many are real
   float qr[kPerLane], acc[kPerLane];
 #pragma unroll
   for (int i = 0; i < kPerLane; ++i) {
-    const int d = lane + 32 * i;
-    qr[i] = d < head_dim ? qv[d] : 0.0f;
+    qr[i] = i < in_range ? qv[d0 + i] : 0.0f;
     acc[i] = 0.0f;
   }
   float m = -FLT_MAX, l = 0.0f;
@@ -85,24 +89,20 @@ __device__ float2 attend(AttentionShared<kPerLane>& sh, const float* qv, const f
 #pragma unroll 2
   for (int64_t j = begin + warp; j < end; j += kWarps) {
     const int64_t slot = static_cast<int64_t>(table[j / block_size]) * block_size + j % block_size;
-    const float* kp = k_cache + slot * kv_row + kv_offset;
-    const float* vp = v_cache + slot * kv_row + kv_offset;
+    const int64_t row = slot * kv_row + kv_offset + d0;
+    float kr[kPerLane], vr[kPerLane];
+    load_bf16_chunk<kPerLane>(kr, k_cache + row, in_range, vec);
+    load_bf16_chunk<kPerLane>(vr, v_cache + row, in_range, vec);
     float part = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < head_dim) part += qr[i] * kp[d];
-    }
+    for (int i = 0; i < kPerLane; ++i) part += qr[i] * kr[i];
     const float score = warp_sum(part) * scale;
     const float m_new = fmaxf(m, score);
     const float correction = expf(m - m_new);
     const float p = expf(score - m_new);
     l = l * correction + p;
 #pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      const int d = lane + 32 * i;
-      acc[i] = acc[i] * correction + (d < head_dim ? p * vp[d] : 0.0f);
-    }
+    for (int i = 0; i < kPerLane; ++i) acc[i] = acc[i] * correction + p * vr[i];
     m = m_new;
   }
   if (lane == 0) {
@@ -110,7 +110,7 @@ __device__ float2 attend(AttentionShared<kPerLane>& sh, const float* qv, const f
     sh.warp_sum_exp[warp] = l;
   }
 #pragma unroll
-  for (int i = 0; i < kPerLane; ++i) sh.warp_acc[warp][lane + 32 * i] = acc[i];
+  for (int i = 0; i < kPerLane; ++i) sh.warp_acc[warp][d0 + i] = acc[i];
   __syncthreads();
   float total_max = -FLT_MAX;
   for (int w = 0; w < kWarps; ++w) {
@@ -139,9 +139,10 @@ __device__ float merged_value(const AttentionShared<kPerLane>& sh, int d, float 
 // partials, and the last to finish, found with a per-(sequence, head)
 // counter, merges them into out and resets the counter for the next call.
 template <int kPerLane>
-__global__ void paged_attention_kernel(float* out, const float* q, int64_t q_stride, const float* k_cache,
-                                       const float* v_cache, PagedAttentionArgs b, int num_q_heads, int num_kv_heads,
-                                       int head_dim, float scale, int64_t sliding_window, int decode_splits,
+__global__ void paged_attention_kernel(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                                       const __nv_bfloat16* v_cache, PagedAttentionArgs b, int num_q_heads,
+                                       int num_kv_heads, int head_dim, float scale, int64_t sliding_window,
+                                       int decode_splits,
                                        float* partials, int* counters) {
   pdl_begin();
   __shared__ AttentionShared<kPerLane> sh;
@@ -152,6 +153,7 @@ __global__ void paged_attention_kernel(float* out, const float* q, int64_t q_str
   const int32_t* table = b.block_tables + static_cast<int64_t>(s) * b.max_blocks_per_seq;
   const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * head_dim;
   const int64_t kv_offset = static_cast<int64_t>(kvh) * head_dim;
+  const bool vec = head_dim % kPerLane == 0;
   const auto window_start = [&](int64_t pos) -> int64_t {
     return sliding_window > 0 ? (pos - sliding_window + 1 > 0 ? pos - sliding_window + 1 : 0) : 0;
   };
@@ -164,8 +166,8 @@ __global__ void paged_attention_kernel(float* out, const float* q, int64_t q_str
     const int64_t begin = lo + split * per_split;
     const int64_t end = begin + per_split < pos + 1 ? begin + per_split : pos + 1;
     const float* qv = q + static_cast<int64_t>(q_begin) * q_stride + static_cast<int64_t>(h) * head_dim;
-    const float2 ms = attend(sh, qv, k_cache, v_cache, table, b.block_size, kv_row, kv_offset, head_dim, scale, begin,
-                             begin < end ? end : begin);
+    const float2 ms = attend(sh, qv, k_cache, v_cache, table, b.block_size, kv_row, kv_offset, head_dim, vec, scale,
+                             begin, begin < end ? end : begin);
     const int64_t stride = head_dim + 2;
     float* part = partials + (static_cast<int64_t>(blockIdx.x) * decode_splits + split) * stride;
     if (threadIdx.x == 0) {
@@ -217,7 +219,7 @@ __global__ void paged_attention_kernel(float* out, const float* q, int64_t q_str
   for (int t = q_begin + static_cast<int>(blockIdx.y); t < q_end; t += static_cast<int>(gridDim.y)) {
     const int64_t pos = ctx - (q_end - t);
     const float* qv = q + static_cast<int64_t>(t) * q_stride + static_cast<int64_t>(h) * head_dim;
-    const float2 ms = attend(sh, qv, k_cache, v_cache, table, b.block_size, kv_row, kv_offset, head_dim, scale,
+    const float2 ms = attend(sh, qv, k_cache, v_cache, table, b.block_size, kv_row, kv_offset, head_dim, vec, scale,
                              window_start(pos), pos + 1);
     const float inv = 1.0f / ms.y;
     float* o = out + (static_cast<int64_t>(t) * num_q_heads + h) * head_dim;
@@ -251,9 +253,10 @@ void ensure_scratch(AttentionScratch& scratch, const PagedAttentionLaunch& cfg, 
 }
 
 template <int kPerLane>
-void launch_paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                            const PagedAttentionArgs& b, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                            float scale, int64_t sliding_window, AttentionScratch& scratch, cudaStream_t stream) {
+void launch_paged_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                            const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
+                            int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                            AttentionScratch& scratch, cudaStream_t stream) {
   const PagedAttentionLaunch cfg(b, num_q_heads);
   ensure_scratch(scratch, cfg, head_dim, stream);
   launch_kernel(paged_attention_kernel<kPerLane>, cfg.grid, PagedAttentionLaunch::kThreads, stream, out, q, q_stride,
@@ -265,9 +268,10 @@ void launch_paged_attention(float* out, const float* q, int64_t q_stride, const 
 
 }  // namespace
 
-void paged_attention(float* out, const float* q, int64_t q_stride, const float* k_cache, const float* v_cache,
-                     const PagedAttentionArgs& batch, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim,
-                     float scale, int64_t sliding_window, AttentionScratch& scratch, cudaStream_t stream) {
+void paged_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
+                     const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
+                     int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                     AttentionScratch& scratch, cudaStream_t stream) {
   CUDA_REQUIRE(batch.num_seqs >= 0 && batch.block_size > 0 && batch.max_blocks_per_seq > 0);
   CUDA_REQUIRE(num_q_heads > 0 && num_kv_heads > 0 && num_q_heads % num_kv_heads == 0);
   CUDA_REQUIRE(head_dim > 0 && head_dim <= PagedAttentionLaunch::kMaxHeadDim);

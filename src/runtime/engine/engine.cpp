@@ -20,7 +20,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
                                     " exceeds the model's max_position_embeddings " +
                                     std::to_string(config.max_position_embeddings));
   }
-  const int64_t block_bytes = ModelRunner::kv_block_bytes(config, sc.block_size);
+  const int64_t block_bytes = ModelRunner::kv_block_bytes(config, sc.block_size, backend->kv_dtype());
   const bool measure = sc.num_blocks == 0 && ec.kv_cache_bytes == 0 && backend->memory_info().total_bytes > 0;
   if (sc.num_blocks == 0 && !measure) {
     int64_t budget = ec.kv_cache_bytes;
@@ -47,6 +47,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
     demand.free_after_profile = mem.free_bytes > mem.cached_bytes ? mem.free_bytes - mem.cached_bytes : 0;
     demand.utilization = ec.gpu_memory_utilization;
     demand.block_bytes = e->runner_->rank_kv_block_bytes();
+    demand.dtype = e->runner_->kv_dtype();
     demand.block_size = sc.block_size;
     demand.max_model_len = sc.max_model_len;
     // The profiling cache is still held: its bytes count as free for the plan.

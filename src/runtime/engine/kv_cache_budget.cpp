@@ -9,6 +9,12 @@ double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
 
 }  // namespace
 
+int64_t kv_block_bytes(int64_t num_layers, int32_t block_size, int64_t num_kv_heads, int64_t head_dim,
+                       kernels::KvDtype dtype) {
+  return 2 * num_layers * static_cast<int64_t>(block_size) * num_kv_heads * head_dim *
+         static_cast<int64_t>(kernels::kv_dtype_size_bytes(dtype));
+}
+
 Result<KvCacheBudget> plan_kv_cache(const KvCacheDemand& d) {
   if (!(d.utilization > 0.0 && d.utilization <= 1.0)) {
     return Status::invalid_argument(fmt::format("--gpu-memory-utilization {} is not in (0, 1]", d.utilization));
@@ -36,10 +42,11 @@ Result<KvCacheBudget> plan_kv_cache(const KvCacheDemand& d) {
   b.tokens = static_cast<int64_t>(b.num_blocks) * d.block_size;
   b.max_concurrency = static_cast<double>(b.num_blocks) / static_cast<double>(blocks_per_request);
   b.summary = fmt::format(
-      "KV cache: {} blocks of {} tokens = {} tokens in {:.2f} GiB ({:.0f}% of {:.2f} GiB allowed, {:.2f} GiB already "
-      "used); maximum concurrency for {}-token requests: {:.2f}x",
-      b.num_blocks, d.block_size, b.tokens, gib(static_cast<double>(b.bytes)), d.utilization * 100.0,
-      gib(allowed), gib(used), d.max_model_len, b.max_concurrency);
+      "KV cache: {} blocks of {} tokens = {} tokens in {:.2f} GiB of {} ({:.0f}% of {:.2f} GiB allowed, {:.2f} GiB "
+      "already used); maximum concurrency for {}-token requests: {:.2f}x",
+      b.num_blocks, d.block_size, b.tokens, gib(static_cast<double>(b.bytes)),
+      d.dtype == kernels::KvDtype::kBF16 ? "bf16" : "fp32", d.utilization * 100.0, gib(allowed), gib(used),
+      d.max_model_len, b.max_concurrency);
   return b;
 }
 

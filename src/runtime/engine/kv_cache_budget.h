@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "kernels/kernels.h"
 
 namespace llmctl::engine {
 
@@ -21,11 +22,19 @@ struct KvCacheBudget {
   std::string summary;  // one line for the log
 };
 
+// Bytes one block of the paged KV cache takes across all layers, K and V:
+// block_size tokens of num_kv_heads * head_dim elements of `dtype` (the
+// backend's kv_dtype()). num_kv_heads: the heads this process holds (a
+// tensor-parallel rank holds its share).
+int64_t kv_block_bytes(int64_t num_layers, int32_t block_size, int64_t num_kv_heads, int64_t head_dim,
+                       kernels::KvDtype dtype);
+
 struct KvCacheDemand {
   uint64_t total_bytes = 0;          // device memory
   uint64_t free_after_profile = 0;   // free memory after weights + a profiling step
   double utilization = 0.9;          // --gpu-memory-utilization
-  int64_t block_bytes = 0;           // one block across all layers, K and V
+  int64_t block_bytes = 0;           // one block across all layers, K and V (kv_block_bytes)
+  kernels::KvDtype dtype = kernels::KvDtype::kF32;  // what block_bytes counted; named in the summary
   int32_t block_size = 16;           // tokens per block
   int32_t max_model_len = 0;         // the longest request the engine admits
 };

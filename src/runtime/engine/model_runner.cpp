@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "runtime/dist/communicator.h"
+#include "runtime/engine/kv_cache_budget.h"
 
 namespace llmctl::engine {
 namespace {
@@ -18,8 +19,8 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-int64_t ModelRunner::kv_block_bytes(const model::ModelConfig& c, int32_t block_size) {
-  return 2 * c.num_hidden_layers * static_cast<int64_t>(block_size) * c.kv_size() * static_cast<int64_t>(sizeof(float));
+int64_t ModelRunner::kv_block_bytes(const model::ModelConfig& c, int32_t block_size, kernels::KvDtype dtype) {
+  return engine::kv_block_bytes(c.num_hidden_layers, block_size, c.num_key_value_heads, c.head_dim, dtype);
 }
 
 Result<std::unique_ptr<ModelRunner>> ModelRunner::create(std::unique_ptr<kernels::Backend> backend,
@@ -46,8 +47,8 @@ Result<std::unique_ptr<ModelRunner>> ModelRunner::create(std::unique_ptr<kernels
 }
 
 int64_t ModelRunner::rank_kv_block_bytes() const {
-  return 2 * model_->config().num_hidden_layers * static_cast<int64_t>(kv_.block_size) *
-         model_->layout().num_kv_heads * model_->config().head_dim * static_cast<int64_t>(sizeof(float));
+  return engine::kv_block_bytes(model_->config().num_hidden_layers, kv_.block_size, model_->layout().num_kv_heads,
+                                model_->config().head_dim, backend_->kv_dtype());
 }
 
 Status ModelRunner::allocate_kv(int32_t num_blocks) {
@@ -57,9 +58,10 @@ Status ModelRunner::allocate_kv(int32_t num_blocks) {
   kv_.v.clear();
   kv_buffers_.clear();  // the old cache goes back before the new one is taken
   num_blocks_ = num_blocks;
-  const int64_t kv_width = model_->layout().num_kv_heads * model_->config().head_dim;
+  // One layer's K (or V) of one block: the rank's block bytes over 2 * layers.
+  const int64_t block_layer_bytes = rank_kv_block_bytes() / (2 * model_->config().num_hidden_layers);
   // + 1: the scratch block decode graphs' padding rows write to.
-  const auto layer_bytes = static_cast<std::size_t>(num_blocks + 1) * kv_.block_size * kv_width * sizeof(float);
+  const auto layer_bytes = static_cast<std::size_t>(num_blocks + 1) * static_cast<std::size_t>(block_layer_bytes);
   for (int64_t l = 0; l < model_->config().num_hidden_layers; ++l) {
     auto k = backend_->allocate(layer_bytes);
     auto v = k.is_ok() ? backend_->allocate(layer_bytes) : Result<std::unique_ptr<kernels::DeviceBuffer>>(k.status());
@@ -69,8 +71,8 @@ Status ModelRunner::allocate_kv(int32_t num_blocks) {
                                                      static_cast<double>(model_->config().num_hidden_layers) / (1 << 30),
                                                  l));
     }
-    kv_.k.push_back((*k)->f32());
-    kv_.v.push_back((*v)->f32());
+    kv_.k.push_back((*k)->data());
+    kv_.v.push_back((*v)->data());
     kv_buffers_.push_back(std::move(k).value());
     kv_buffers_.push_back(std::move(v).value());
   }

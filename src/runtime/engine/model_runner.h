@@ -38,9 +38,10 @@ class ModelRunner {
   // Tells the other ranks to stop (rank 0 of a working group only).
   ~ModelRunner();
 
-  // Bytes of KV cache one block takes across all layers (K and V, fp32), on
-  // one process holding every KV head (a tensor-parallel rank needs less).
-  static int64_t kv_block_bytes(const model::ModelConfig& config, int32_t block_size);
+  // Bytes of KV cache one block takes across all layers (K and V, elements
+  // of `dtype`, the backend's kv_dtype()), on one process holding every KV
+  // head (a tensor-parallel rank needs less: rank_kv_block_bytes).
+  static int64_t kv_block_bytes(const model::ModelConfig& config, int32_t block_size, kernels::KvDtype dtype);
 
   // Runs one step. Returns logits [num_sampling, vocab] (host, row-major), one
   // row per scheduled sequence with sample == true, in schedule order.
@@ -72,6 +73,7 @@ class ModelRunner {
   int64_t rank_kv_block_bytes() const;
 
   const model::ModelConfig& config() const { return model_->config(); }
+  kernels::KvDtype kv_dtype() const { return backend_->kv_dtype(); }
 
  private:
   ModelRunner() = default;

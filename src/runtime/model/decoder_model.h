@@ -33,10 +33,11 @@ class Communicator;
 
 namespace llmctl::model {
 
-// Per-layer paged KV cache storage: k[l], v[l] are [num_blocks, block_size, KV, D].
+// Per-layer paged KV cache storage: k[l], v[l] are [num_blocks, block_size,
+// KV, D] in the backend's kv_dtype().
 struct KvCacheView {
-  std::vector<float*> k;
-  std::vector<float*> v;
+  std::vector<void*> k;
+  std::vector<void*> v;
   int32_t block_size = 0;
 };
 

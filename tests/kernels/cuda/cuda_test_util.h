@@ -38,10 +38,17 @@ inline bool is_sentinel(float f) {
 
 inline bool is_sentinel(int32_t v) { return static_cast<uint32_t>(v) == kSentinelBits; }
 
+// bf16 elements (the CUDA KV cache) as their bits: the sentinel's upper
+// half, also a NaN payload no op produces.
+inline constexpr uint16_t kSentinelBf16Bits = static_cast<uint16_t>(kSentinelBits >> 16);
+inline bool is_sentinel(uint16_t v) { return v == kSentinelBf16Bits; }
+
 template <typename T>
 T sentinel_of() {
   if constexpr (std::is_same_v<T, float>) {
     return sentinel();
+  } else if constexpr (std::is_same_v<T, uint16_t>) {
+    return kSentinelBf16Bits;
   } else {
     return static_cast<T>(kSentinelBits);
   }
@@ -97,6 +104,34 @@ class GuardedArray {
   int64_t n_;
   std::unique_ptr<DeviceBuffer> buf_;
 };
+
+// The bits of bf16(f), rounded to nearest even as __float2bfloat16_rn;
+// finite inputs.
+inline uint16_t bf16_bits_of(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+inline float float_of_bf16_bits(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline std::vector<uint16_t> bf16_bits_of(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = bf16_bits_of(v[i]);
+  return out;
+}
+
+inline std::vector<float> floats_of_bf16_bits(const std::vector<uint16_t>& v) {
+  std::vector<float> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = float_of_bf16_bits(v[i]);
+  return out;
+}
 
 inline std::vector<float> random_floats(std::mt19937& rng, int64_t n, float lo = -1.0f, float hi = 1.0f) {
   std::uniform_real_distribution<float> dist(lo, hi);

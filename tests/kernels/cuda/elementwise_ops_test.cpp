@@ -177,7 +177,7 @@ TEST_CASE("cuda silu_and_mul matches the cpu") {
   check_close(d_out.download(), want, 1e-6, 1e-5, "silu_and_mul");
 }
 
-TEST_CASE("cuda store_kv writes the mapped slots and skips negative ones") {
+TEST_CASE("cuda store_kv writes the mapped slots as bf16 (nearest even) and skips negative ones") {
   Backends b;
   std::mt19937 rng(16);
   const int64_t tokens = 23, num_slots = 64;
@@ -186,23 +186,33 @@ TEST_CASE("cuda store_kv writes the mapped slots and skips negative ones") {
     const int64_t kvh = shape.first, head_dim = shape.second;
     CAPTURE(head_dim);
     const int64_t row = kvh * head_dim, stride = 3 * row;  // k and v inside fused qkv rows
-    const auto qkv = random_floats(rng, tokens * stride);
+    auto qkv = random_floats(rng, tokens * stride);
+    // Exact ties between two bf16 values, both parities, and -0: they round to the even one.
+    const float ties[] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(2.0f + 0x1p-7f), -0.0f};
+    for (int i = 0; i < 4; ++i) {
+      qkv[static_cast<std::size_t>(row + i)] = ties[i];
+      qkv[static_cast<std::size_t>(2 * row + i)] = ties[i];
+    }
     std::vector<int32_t> slots(static_cast<std::size_t>(num_slots));
     for (int32_t i = 0; i < num_slots; ++i) slots[static_cast<std::size_t>(i)] = i;
     std::shuffle(slots.begin(), slots.end(), rng);
     slots.resize(static_cast<std::size_t>(tokens));
     slots[3] = -1;
     slots[17] = -1;
+    // The fp32 CPU cache is the reference: each written element's bf16 bits
+    // must equal the host's round-to-nearest-even of it; slots nobody writes
+    // keep their old bits in both.
     auto k_cache = random_floats(rng, num_slots * row), v_cache = random_floats(rng, num_slots * row);
-    GuardedArray<float> d_qkv(*b.gpu, tokens * stride, &qkv), d_k(*b.gpu, num_slots * row, &k_cache),
-        d_v(*b.gpu, num_slots * row, &v_cache);
+    const auto k_old = bf16_bits_of(k_cache), v_old = bf16_bits_of(v_cache);
+    GuardedArray<float> d_qkv(*b.gpu, tokens * stride, &qkv);
+    GuardedArray<uint16_t> d_k(*b.gpu, num_slots * row, &k_old), d_v(*b.gpu, num_slots * row, &v_old);
     GuardedArray<int32_t> d_slots(*b.gpu, tokens, &slots);
     b.cpu->store_kv(k_cache.data(), v_cache.data(), qkv.data() + row, stride, qkv.data() + 2 * row, stride,
                     slots.data(), tokens, kvh, head_dim);
     b.gpu->store_kv(d_k.data(), d_v.data(), d_qkv.data() + row, stride, d_qkv.data() + 2 * row, stride, d_slots.data(),
                     tokens, kvh, head_dim);
-    CHECK(d_k.download() == k_cache);
-    CHECK(d_v.download() == v_cache);
+    CHECK(d_k.download() == bf16_bits_of(k_cache));
+    CHECK(d_v.download() == bf16_bits_of(v_cache));
   }
 }
 

@@ -3,6 +3,9 @@
 // sliding windows, scattered blocks; with the token count known, the
 // tensor-core prefill kernel too. Each case runs twice on one backend,
 // which also checks that the split-decode counters are left at zero.
+// The GPU's cache is bf16 and the CPU's fp32: the CPU twin gets the same
+// random K/V rounded to bf16, so what is left is fp32 arithmetic order (and
+// bf16 operands on the tensor-core path).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -48,7 +51,9 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
   const int64_t q_stride = (qh + 2 * kvh) * head_dim;  // q inside fused qkv rows
   const auto q = random_floats(rng, tokens * q_stride, -2.0f, 2.0f);
   const int64_t cache_elems = static_cast<int64_t>(pool) * block_size * kvh * head_dim;
-  const auto k_cache = random_floats(rng, cache_elems), v_cache = random_floats(rng, cache_elems);
+  const auto k_bits = bf16_bits_of(random_floats(rng, cache_elems));
+  const auto v_bits = bf16_bits_of(random_floats(rng, cache_elems));
+  const auto k_cache = floats_of_bf16_bits(k_bits), v_cache = floats_of_bf16_bits(v_bits);
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
 
   AttentionBatch cpu_batch;
@@ -62,8 +67,9 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
   b.cpu->paged_attention(want.data(), q.data(), q_stride, k_cache.data(), v_cache.data(), cpu_batch, qh, kvh, head_dim,
                          scale, sliding_window);
 
-  GuardedArray<float> d_q(*b.gpu, tokens * q_stride, &q), d_k(*b.gpu, cache_elems, &k_cache),
-      d_v(*b.gpu, cache_elems, &v_cache), d_out(*b.gpu, tokens * qh * head_dim);
+  REQUIRE(b.gpu->kv_dtype() == KvDtype::kBF16);
+  GuardedArray<float> d_q(*b.gpu, tokens * q_stride, &q), d_out(*b.gpu, tokens * qh * head_dim);
+  GuardedArray<uint16_t> d_k(*b.gpu, cache_elems, &k_bits), d_v(*b.gpu, cache_elems, &v_bits);
   GuardedArray<int32_t> d_qs(*b.gpu, num_seqs + 1, &query_start), d_ctx(*b.gpu, num_seqs, &context_len),
       d_tables(*b.gpu, static_cast<int64_t>(tables.size()), &tables);
   AttentionBatch gpu_batch = cpu_batch;
@@ -76,6 +82,9 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
                            scale, sliding_window);
     check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention");
   }
+  // The kernels only read the cache.
+  CHECK(d_k.download() == k_bits);
+  CHECK(d_v.download() == v_bits);
   // With the token count known, steps with prefill tokens and head dims 64
   // or 128 take the tensor-core kernel: bf16 operands (8-bit mantissa) give
   // about 1e-2 of error on outputs of magnitude 1.
@@ -96,7 +105,8 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
 TEST_CASE("cuda paged_attention matches the cpu") {
   Backends b;
   std::mt19937 rng(31);
-  for (const int64_t head_dim : {8, 64, 128, 256}) {
+  // 70: not a multiple of a lane's 4 elements, so the element-by-element reads.
+  for (const int64_t head_dim : {8, 64, 70, 128, 256}) {
     CAPTURE(head_dim);
     SUBCASE("decode batch, GQA 4:1, contexts from 1 to past many blocks") {
       check_attention(b, rng, {{1, 1}, {1, 17}, {1, 300}, {1, 1000}}, 8, 2, head_dim, 0);

@@ -26,6 +26,30 @@ TEST_CASE("the KV cache gets what utilization allows minus what is already used"
   CHECK(b->summary.find("maximum concurrency for 4096-token requests: 104.00x") != std::string::npos);
 }
 
+TEST_CASE("a block's bytes count the KV element size: a bf16 cache holds twice the tokens") {
+  // Llama-3.1-8B: 32 layers, 8 KV heads of 128; 16-token blocks.
+  CHECK(kv_block_bytes(32, 16, 8, 128, kernels::KvDtype::kF32) == int64_t{4} * 1024 * 1024);
+  CHECK(kv_block_bytes(32, 16, 8, 128, kernels::KvDtype::kBF16) == int64_t{2} * 1024 * 1024);
+  KvCacheDemand d;
+  d.total_bytes = 80 * kGiB;
+  d.free_after_profile = 60 * kGiB;
+  d.utilization = 0.9;  // 52 GiB for the cache
+  d.block_size = 16;
+  d.max_model_len = 4096;
+  d.block_bytes = kv_block_bytes(32, 16, 8, 128, kernels::KvDtype::kF32);
+  auto fp32 = plan_kv_cache(d);
+  d.block_bytes = kv_block_bytes(32, 16, 8, 128, kernels::KvDtype::kBF16);
+  d.dtype = kernels::KvDtype::kBF16;
+  auto bf16 = plan_kv_cache(d);
+  REQUIRE(fp32.is_ok());
+  REQUIRE(bf16.is_ok());
+  CHECK(fp32->tokens == int64_t{52} * 256 * 16);
+  CHECK(bf16->tokens == 2 * fp32->tokens);
+  CHECK(bf16->max_concurrency == doctest::Approx(2 * fp32->max_concurrency));
+  CHECK(fp32->summary.find("GiB of fp32") != std::string::npos);
+  CHECK(bf16->summary.find("= 425984 tokens in 52.00 GiB of bf16") != std::string::npos);
+}
+
 TEST_CASE("too little room names the flags to change") {
   KvCacheDemand d;
   d.total_bytes = 16 * kGiB;
