@@ -74,6 +74,35 @@ struct AttentionBatch {
   int64_t num_tokens = 0;
 };
 
+// Per-row settings of Backend::sample_rows (an array in device memory).
+struct SamplingRowParams {
+  double uniform = 0;      // in [0, 1): the row's draw, from its sequence's seeded generator
+  double temperature = 0;  // <= 0: greedy (the first maximum of the processed logits)
+  double top_p = 1;
+  double min_p = 0;
+  double repetition_penalty = 1;
+  double presence_penalty = 0;
+  double frequency_penalty = 0;
+  int32_t top_k = 0;  // <= 0 or >= vocab: every token
+  // The row's entries [seen_begin, seen_end) of SamplingRows::seen_tokens and
+  // [banned_begin, banned_end) of SamplingRows::banned_tokens.
+  int32_t seen_begin = 0, seen_end = 0;
+  int32_t banned_begin = 0, banned_end = 0;
+};
+
+// The rows of one sample_rows call; every pointer is device memory.
+struct SamplingRows {
+  int64_t rows = 0;
+  int64_t vocab = 0;
+  const SamplingRowParams* params = nullptr;  // [rows]
+  // Each row's distinct prompt and output tokens, with how often each occurs
+  // in the output (0: prompt only), for the penalties.
+  const int32_t* seen_tokens = nullptr;
+  const int32_t* seen_output_counts = nullptr;
+  // Tokens that may not be drawn now (eos and stop ids under min_tokens).
+  const int32_t* banned_tokens = nullptr;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -195,6 +224,26 @@ class Backend {
       ids[r] = static_cast<int32_t>(best);
     }
   }
+
+  // ids[r] = one token drawn from row r of logits[rows, vocab], so that only
+  // ids leave the device. Per row (in place, as Sampler::process_logits):
+  // repetition penalty on every seen token (x > 0 ? x / rp : x * rp, rp in
+  // fp32), presence / frequency penalty on tokens the output holds c > 0
+  // times (x - (frequency * c + presence) in fp64), banned tokens -inf.
+  // Temperature <= 0: the first maximum. Otherwise with w = exp((x - max) /
+  // T) in fp64, the candidates are the non-NaN tokens with x >= the largest
+  // of: the top_k-th largest logit; the largest logit L whose tokens with
+  // x >= L hold at least top_p of the (top_k) mass; and, among those, tokens
+  // with w >= min_p. Ties at a cut-off all stay. The pick is the first
+  // candidate in id order whose cumulative w exceeds uniform * (their total
+  // w). That is the host Sampler's distribution (which walks by probability
+  // instead, so one uniform may land on another token); every sum is fp64,
+  // so the CPU and CUDA twins pick alike unless a boundary is within
+  // rounding. The default runs on the host (CPU backend memory).
+  virtual void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows) {
+    sample_rows_on_host(ids, logits, rows);
+  }
+  static void sample_rows_on_host(int32_t* ids, float* logits, const SamplingRows& rows);
 };
 
 // The CPU backend (always built). num_threads <= 0: hardware concurrency.

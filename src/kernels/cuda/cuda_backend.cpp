@@ -198,6 +198,10 @@ class CudaBackend final : public Backend {
     bind();
     cuda::argmax_rows(ids, logits, rows, vocab, stream_);
   }
+  void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows) override {
+    bind();
+    cuda::sample_rows(ids, logits, rows, stream_);
+  }
   void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width) override {
     bind();
     cuda::gather_rows(out, x, indices, num_rows, width, stream_);

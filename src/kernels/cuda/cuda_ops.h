@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/kernels.h"
+
 namespace llmctl::kernels::cuda {
 
 void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden,
@@ -112,6 +114,10 @@ bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __
 
 // ids[r] = first index of the maximum of logits[r, :] (argmax_rows.cu).
 void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab, cudaStream_t stream);
+
+// One token per row drawn from logits (penalties applied in place) as
+// Backend::sample_rows specifies (sample_rows.cu).
+void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows, cudaStream_t stream);
 
 void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width,
                  cudaStream_t stream);

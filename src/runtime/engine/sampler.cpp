@@ -8,10 +8,6 @@
 namespace llmctl::engine {
 namespace {
 
-// Uniform double in [0, 1) from 53 random bits (portable, unlike
-// std::uniform_real_distribution whose algorithm is unspecified).
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
-
 bool is_greedy(const SamplingParams& p) { return p.temperature == 0.0 || p.top_k == 1; }
 
 }  // namespace
@@ -127,7 +123,7 @@ SampleResult Sampler::sample(const float* raw, int64_t vocab, Sequence& seq, con
     result.token_id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   } else {
     const std::vector<Candidate> candidates = distribution(logits.data(), vocab, p);
-    double r = uniform01(seq.rng);
+    double r = Sampler::uniform01(seq.rng);
     result.token_id = candidates.back().token_id;
     for (const Candidate& c : candidates) {
       r -= c.prob;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,11 @@ class Sampler {
 
   // log_softmax(logits[vocab]), accumulated in double.
   static std::vector<float> log_softmax(const float* logits, int64_t vocab);
+
+  // A uniform double in [0, 1) from 53 bits of rng: a sampling row's draw
+  // (portable, unlike std::uniform_real_distribution whose algorithm is
+  // unspecified).
+  static double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 };
 
 }  // namespace llmctl::engine
