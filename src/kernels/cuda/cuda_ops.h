@@ -105,12 +105,14 @@ bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const
                              int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
                              cudaStream_t stream);
 
-// The KV-head-grouped path of paged_attention for decode-only steps with
-// many sequences (decode_attention.cu); false when it does not apply.
+// The KV-head-grouped path of paged_attention for decode-only steps
+// (decode_attention.cu), splitting keys over blocks in `scratch` when the
+// batch is small; false when it does not apply (prefill tokens, count
+// unknown, QH / KV not 1, 2, 4 or 8, head dim above 128).
 bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                           const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
                           int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
-                          cudaStream_t stream);
+                          AttentionScratch& scratch, cudaStream_t stream);
 
 // ids[r] = first index of the maximum of logits[r, :] (argmax_rows.cu).
 void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab, cudaStream_t stream);

@@ -5,8 +5,10 @@
 // traffic). The block's warps split the keys; per key a warp forms G dot
 // products (lanes split head_dim, kPerLane consecutive bf16 elements each,
 // one vector load per K or V row) and keeps G online softmaxes; the block
-// then merges its warps. Small batches keep paged_attention.cu's kernel,
-// which splits long contexts over blocks to fill the GPU instead.
+// then merges its warps. When the batch has too few (sequence, KV head)
+// pairs to fill the GPU, each pair's keys are split over several blocks
+// (flash-decoding): each leaves its G partial softmaxes in scratch, and the
+// last block of the pair to finish (a per-pair counter) merges them.
 #include <cfloat>
 
 #include "kernels/cuda/block_reduce.cuh"
@@ -20,9 +22,22 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-// Enough (sequence, KV head) blocks to give every SM of an H100/H200 a block
-// without splitting keys; below this the split kernel is faster.
-constexpr int64_t kMinBlocks = 132;
+// Split keys until the grid has about this many blocks (two per SM of an
+// H100/H200); a batch with as many (sequence, KV head) pairs runs unsplit.
+constexpr int64_t kTargetBlocks = 264;
+constexpr int64_t kMaxSplits = 64;
+// Fewer keys than this per split (of the longest context the block table
+// allows) would leave the warps idle.
+constexpr int64_t kMinKeysPerSplit = 4 * kWarps;
+
+// Key splits per (sequence, KV head) pair and where their partials go:
+// partials [pairs, splits, G, head_dim + 2] (max, sum, then the unnormalised
+// output), counters [pairs], zero between launches.
+struct DecodeSplit {
+  int splits = 1;
+  float* partials = nullptr;
+  int* counters = nullptr;
+};
 
 template <int kPerLane, int G>
 struct DecodeShared {
@@ -36,15 +51,21 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
                                                               const __nv_bfloat16* k_cache,
                                                               const __nv_bfloat16* v_cache,
                                                               PagedAttentionArgs b, int num_q_heads, int num_kv_heads,
-                                                              int head_dim, float scale, int64_t sliding_window) {
+                                                              int head_dim, float scale, int64_t sliding_window,
+                                                              DecodeSplit split) {
   pdl_begin();
   __shared__ DecodeShared<kPerLane, G> sh;
+  __shared__ bool last_split;
   const int s = static_cast<int>(blockIdx.x) / num_kv_heads, kvh = static_cast<int>(blockIdx.x) % num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int token = b.query_start[s];
   const int64_t ctx = b.context_len[s];
   const int64_t pos = ctx - 1;
-  const int64_t lo = sliding_window > 0 && pos - sliding_window + 1 > 0 ? pos - sliding_window + 1 : 0;
+  const int64_t window_lo = sliding_window > 0 && pos - sliding_window + 1 > 0 ? pos - sliding_window + 1 : 0;
+  // This block's share [lo, hi] of the keys (all of them unsplit).
+  const int64_t per_split = (pos + 1 - window_lo + split.splits - 1) / split.splits;
+  const int64_t lo = window_lo + static_cast<int64_t>(blockIdx.y) * per_split;
+  const int64_t hi = lo + per_split - 1 < pos ? lo + per_split - 1 : pos;
   const int32_t* table = b.block_tables + static_cast<int64_t>(s) * b.max_blocks_per_seq;
   const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * head_dim;
   const int64_t kv_offset = static_cast<int64_t>(kvh) * head_dim;
@@ -64,7 +85,7 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
     m[g] = -FLT_MAX;
     l[g] = 0.0f;
   }
-  for (int64_t j = lo + warp; j <= pos; j += kWarps) {
+  for (int64_t j = lo + warp; j <= hi; j += kWarps) {
     const int64_t slot = static_cast<int64_t>(table[j / b.block_size]) * b.block_size + j % b.block_size;
     const int64_t row = slot * kv_row + kv_offset + d0;
     float kr[kPerLane], vr[kPerLane];
@@ -95,7 +116,12 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
     for (int i = 0; i < kPerLane; ++i) sh.warp_acc[warp][g][d0 + i] = acc[g][i];
   }
   __syncthreads();
-  // Merge: thread t writes elements t, t + kThreads, ... of the G outputs.
+  // Merge the warps: thread t takes elements t, t + kThreads, ... of the G
+  // outputs. Unsplit, that is the output; split, the block's partial.
+  const int64_t part_stride = head_dim + 2;
+  float* part = split.splits == 1 ? nullptr
+                                  : split.partials + (static_cast<int64_t>(blockIdx.x) * split.splits + blockIdx.y) *
+                                                         G * part_stride;
   for (int e = threadIdx.x; e < G * head_dim; e += kThreads) {
     const int g = e / head_dim, d = e % head_dim;
     float total_max = -FLT_MAX;
@@ -110,63 +136,149 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
         v += sh.warp_acc[w][g][d] * f;
       }
     }
+    if (split.splits == 1) {
+      out[(static_cast<int64_t>(token) * num_q_heads + kvh * G + g) * head_dim + d] = total > 0.0f ? v / total : 0.0f;
+    } else {
+      part[g * part_stride + 2 + d] = v;
+      if (d == 0) {
+        part[g * part_stride] = total_max;
+        part[g * part_stride + 1] = total;
+      }
+    }
+  }
+  if (split.splits == 1) return;
+
+  __threadfence();  // the partials visible device-wide before the counter says so
+  __syncthreads();
+  if (threadIdx.x == 0) last_split = atomicAdd(&split.counters[blockIdx.x], 1) == split.splits - 1;
+  __syncthreads();
+  if (!last_split) return;
+  __threadfence();
+  // Other blocks' partials are read through L2 (__ldcg), never a stale L1 line.
+  const int64_t split_stride = G * part_stride;
+  const float* base = split.partials + static_cast<int64_t>(blockIdx.x) * split.splits * split_stride;
+  for (int e = threadIdx.x; e < G * head_dim; e += kThreads) {
+    const int g = e / head_dim, d = e % head_dim;
+    float total_max = -FLT_MAX;
+    for (int i = 0; i < split.splits; ++i) {
+      const float* pi = base + i * split_stride + g * part_stride;
+      if (__ldcg(pi + 1) > 0.0f) total_max = fmaxf(total_max, __ldcg(pi));
+    }
+    float total = 0.0f, v = 0.0f;
+    for (int i = 0; i < split.splits; ++i) {
+      const float* pi = base + i * split_stride + g * part_stride;
+      const float sum = __ldcg(pi + 1);
+      if (sum > 0.0f) {
+        const float f = __expf(__ldcg(pi) - total_max);
+        total += sum * f;
+        v += __ldcg(pi + 2 + d) * f;
+      }
+    }
     out[(static_cast<int64_t>(token) * num_q_heads + kvh * G + g) * head_dim + d] = total > 0.0f ? v / total : 0.0f;
   }
+  if (threadIdx.x == 0) split.counters[blockIdx.x] = 0;  // ready for the next launch (or graph replay)
 }
 
 template <int kPerLane, int G>
 void launch_decode(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                    const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
-                   int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window, cudaStream_t stream) {
-  launch_kernel(decode_gqa_kernel<kPerLane, G>, static_cast<unsigned>(b.num_seqs * num_kv_heads), kThreads, stream,
-                out, q, q_stride, k_cache, v_cache, b, static_cast<int>(num_q_heads), static_cast<int>(num_kv_heads),
-                static_cast<int>(head_dim), scale, sliding_window);
+                   int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                   const DecodeSplit& split, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(b.num_seqs * num_kv_heads), static_cast<unsigned>(split.splits));
+  launch_kernel(decode_gqa_kernel<kPerLane, G>, grid, kThreads, stream, out, q, q_stride, k_cache, v_cache, b,
+                static_cast<int>(num_q_heads), static_cast<int>(num_kv_heads), static_cast<int>(head_dim), scale,
+                sliding_window, split);
   CUDA_CHECK_LAUNCH();
 }
 
+// false when the group size G = QH / KV has no kernel instance.
 template <int kPerLane>
 bool dispatch_group(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                     const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
-                    int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window, cudaStream_t stream) {
+                    int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                    const DecodeSplit& split, cudaStream_t stream) {
   switch (num_q_heads / num_kv_heads) {
     case 1:
       launch_decode<kPerLane, 1>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, stream);
+                                 sliding_window, split, stream);
       return true;
     case 2:
       launch_decode<kPerLane, 2>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, stream);
+                                 sliding_window, split, stream);
       return true;
     case 4:
       launch_decode<kPerLane, 4>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, stream);
+                                 sliding_window, split, stream);
       return true;
     case 8:
       launch_decode<kPerLane, 8>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, stream);
+                                 sliding_window, split, stream);
       return true;
     default:
       return false;
   }
 }
 
+// Splits for this batch: enough blocks to fill the GPU, each with at least
+// kMinKeysPerSplit keys of the longest context the block table allows.
+int decode_splits(const PagedAttentionArgs& b, int64_t num_kv_heads) {
+  const int64_t pairs = static_cast<int64_t>(b.num_seqs) * num_kv_heads;
+  int64_t splits = (kTargetBlocks + pairs - 1) / pairs;
+  const int64_t bound = static_cast<int64_t>(b.max_blocks_per_seq) * b.block_size;
+  const int64_t by_keys = (bound + kMinKeysPerSplit - 1) / kMinKeysPerSplit;
+  splits = splits < by_keys ? splits : by_keys;
+  splits = splits < kMaxSplits ? splits : kMaxSplits;
+  return static_cast<int>(splits < 1 ? 1 : splits);
+}
+
+// Grows the partials and counters in `scratch` (shared with
+// paged_attention.cu's split decode: both leave the counters at zero) for
+// this launch; stream-ordered, so a CUDA graph captured later sees the
+// grown buffers (the backend's scratch_epoch() changes with them).
+void ensure_split_scratch(AttentionScratch& scratch, DecodeSplit& split, int64_t pairs, int64_t group,
+                          int64_t head_dim, cudaStream_t stream) {
+  const std::size_t floats = static_cast<std::size_t>(pairs) * static_cast<std::size_t>(split.splits) *
+                             static_cast<std::size_t>(group) * static_cast<std::size_t>(head_dim + 2);
+  if (scratch.partial_floats < floats) {
+    if (scratch.partials != nullptr) CUDA_CHECK(cudaFreeAsync(scratch.partials, stream));
+    void* p = nullptr;
+    CUDA_CHECK(cudaMallocAsync(&p, floats * sizeof(float), stream));
+    scratch.partials = static_cast<float*>(p);
+    scratch.partial_floats = floats;
+  }
+  if (scratch.num_counters < static_cast<std::size_t>(pairs)) {
+    if (scratch.counters != nullptr) CUDA_CHECK(cudaFreeAsync(scratch.counters, stream));
+    void* p = nullptr;
+    CUDA_CHECK(cudaMallocAsync(&p, static_cast<std::size_t>(pairs) * sizeof(int), stream));
+    CUDA_CHECK(cudaMemsetAsync(p, 0, static_cast<std::size_t>(pairs) * sizeof(int), stream));
+    scratch.counters = static_cast<int*>(p);
+    scratch.num_counters = static_cast<std::size_t>(pairs);
+  }
+  split.partials = scratch.partials;
+  split.counters = scratch.counters;
+}
+
 }  // namespace
 
 bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                           const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
-                          int64_t num_kv_heads, int64_t head_dim,
-                          float scale, int64_t sliding_window, cudaStream_t stream) {
+                          int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
+                          AttentionScratch& scratch, cudaStream_t stream) {
   if (batch.num_tokens != batch.num_seqs) return false;  // prefill tokens present, or the count is unknown
-  if (static_cast<int64_t>(batch.num_seqs) * num_kv_heads < kMinBlocks) return false;
+  const int64_t group = num_q_heads / num_kv_heads;
+  if (group != 1 && group != 2 && group != 4 && group != 8) return false;
+  if (head_dim > 128) return false;
+  DecodeSplit split;
+  split.splits = decode_splits(batch, num_kv_heads);
+  if (split.splits > 1) {
+    ensure_split_scratch(scratch, split, static_cast<int64_t>(batch.num_seqs) * num_kv_heads, group, head_dim, stream);
+  }
   if (head_dim <= 64) {
     return dispatch_group<2>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
-                             sliding_window, stream);
+                             sliding_window, split, stream);
   }
-  if (head_dim <= 128) {
-    return dispatch_group<4>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
-                             sliding_window, stream);
-  }
-  return false;
+  return dispatch_group<4>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
+                           sliding_window, split, stream);
 }
 
 }  // namespace llmctl::kernels::cuda

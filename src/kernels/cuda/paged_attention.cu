@@ -9,8 +9,9 @@
 // fill the GPU, they split its keys (flash-decoding) and the last block of a
 // pair merges the partial softmaxes.
 // With the step's token count known, steps with prefill tokens take the
-// tensor-core kernel in flash_prefill.cu, and decode-only steps of many
-// sequences the KV-head-grouped kernel in decode_attention.cu.
+// tensor-core kernel in flash_prefill.cu, and decode-only steps (of GQA
+// groups 1, 2, 4, 8 and head dims up to 128) the KV-head-grouped kernel in
+// decode_attention.cu, which reads each K/V row once for its query heads.
 #include <cfloat>
 
 #include "kernels/cuda/block_reduce.cuh"
@@ -281,7 +282,7 @@ void paged_attention(float* out, const float* q, int64_t q_stride, const __nv_bf
   if (flash_prefill_attention(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
                               sliding_window, stream) ||
       decode_gqa_attention(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
-                           sliding_window, stream)) {
+                           sliding_window, scratch, stream)) {
     return;
   }
   if (head_dim <= 32) {

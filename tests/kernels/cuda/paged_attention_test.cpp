@@ -1,8 +1,10 @@
 // Paged attention on the GPU against the CPU backend: decode (split over keys
 // when the batch is small), prefill, chunked prefill and mixed batches, GQA,
 // sliding windows, scattered blocks; with the token count known, the
-// tensor-core prefill kernel too. Each case runs twice on one backend,
-// which also checks that the split-decode counters are left at zero.
+// tensor-core prefill kernel and, for decode-only steps, the KV-head-grouped
+// kernel (split over keys when the batch is small) too. Each case runs twice
+// on one backend, which also checks that the split-decode counters are left
+// at zero.
 // The GPU's cache is bf16 and the CPU's fp32: the CPU twin gets the same
 // random K/V rounded to bf16, so what is left is fp32 arithmetic order (and
 // bf16 operands on the tensor-core path).
@@ -114,6 +116,11 @@ TEST_CASE("cuda paged_attention matches the cpu") {
     SUBCASE("decode of long and short contexts, split over keys and merged") {
       check_attention(b, rng, {{1, 5000}, {1, 3}, {1, 2049}}, 8, 2, head_dim, 0);
       check_attention(b, rng, {{1, 777}}, 32, 8, head_dim, 100);  // sliding window within a split decode
+    }
+    SUBCASE("grouped decode split over keys: GQA 8:1 long and short, one sequence of an 8B shape") {
+      check_attention(b, rng, {{1, 3000}, {1, 40}}, 16, 2, head_dim, 0);  // 64 splits of the 3,008-key table
+      check_attention(b, rng, {{1, 640}}, 32, 8, head_dim, 0);
+      check_attention(b, rng, {{1, 5}, {1, 1}, {1, 90}}, 8, 8, head_dim, 0);  // splits with no keys at all
     }
     SUBCASE("prefill of several sequences, no GQA") {
       check_attention(b, rng, {{5, 5}, {40, 40}, {130, 130}}, 4, 4, head_dim, 0);
