@@ -47,6 +47,9 @@ class DecodeGraphs {
   // or, with greedy_ids, the argmax ids there and no logits.
   Result<std::vector<float>> run(const StepBatch& b, const model::KvCacheView& kv, std::vector<int32_t>* greedy_ids);
 
+  // The last step's logits on the device, [bucket, vocab] (one process
+  // holding the whole vocabulary): sampling reads its first n rows.
+  float* logits() const { return logits_ ? logits_->f32() : nullptr; }
   int64_t replays() const { return replays_; }
   int64_t captures() const { return static_cast<int64_t>(graphs_.size()); }
 

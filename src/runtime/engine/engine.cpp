@@ -186,15 +186,24 @@ void Engine::check_stop(Sequence& seq, Request& req) {
 Result<std::vector<RequestOutput>> Engine::step() {
   SchedulerOutput out = scheduler_->schedule();
   if (!out.empty()) {
-    bool greedy = true;
+    bool greedy = true, on_device = true;
     for (const ScheduledSequence& s : out.scheduled) {
-      if (s.sample && !Sampler::plain_greedy(*s.seq, eos_ids_)) {
-        greedy = false;
-        break;
+      if (!s.sample) continue;
+      greedy = greedy && Sampler::plain_greedy(*s.seq, eos_ids_);
+      on_device = on_device && SamplingBatch::supports(*s.seq);
+    }
+    // A step with other rows is drawn where its logits are (sample_rows),
+    // unless a row asks for logprobs: then the host Sampler sees every row.
+    on_device = on_device && !greedy;
+    SamplingBatch sampling;
+    if (on_device) {
+      for (const ScheduledSequence& s : out.scheduled) {
+        if (s.sample) sampling.add(*s.seq, eos_ids_);
       }
     }
     std::vector<int32_t> greedy_ids;
-    ASSIGN_OR_RETURN(std::vector<float> logits, runner_->run(out, greedy ? &greedy_ids : nullptr));
+    ASSIGN_OR_RETURN(std::vector<float> logits,
+                     runner_->run(out, greedy || on_device ? &greedy_ids : nullptr, on_device ? &sampling : nullptr));
     scheduler_->postprocess(out);
     const int64_t vocab = config_.vocab_size;
     std::size_t row = 0;
@@ -203,7 +212,7 @@ Result<std::vector<RequestOutput>> Engine::step() {
       Sequence& seq = *s.seq;
       Request& req = *seq_owner_.at(seq.seq_id).first;
       SampleResult r;
-      if (greedy) {
+      if (greedy || on_device) {
         r.token_id = greedy_ids[row];
       } else {
         r = Sampler::sample(logits.data() + row * vocab, vocab, seq, eos_ids_);

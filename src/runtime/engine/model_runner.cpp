@@ -139,11 +139,13 @@ ModelRunner::~ModelRunner() {
   (void)comm_->broadcast_bytes(bytes, 0);
 }
 
-Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids) {
-  return run_batch(StepBatch::from_schedule(out, kv_.block_size), greedy_ids);
+Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids,
+                                            const SamplingBatch* sampling) {
+  return run_batch(StepBatch::from_schedule(out, kv_.block_size), greedy_ids, sampling);
 }
 
-Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids) {
+Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids,
+                                                  const SamplingBatch* sampling) {
   const auto t0 = std::chrono::steady_clock::now();
   if (comm_ != nullptr) {
     if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
@@ -157,12 +159,42 @@ Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<i
     batch = std::move(step.batch);
   }
   if (timing_.enabled) timing_.send_ms += ms_since(t0);
-  auto logits = execute(batch, greedy_ids);
+  auto logits = execute(batch, greedy_ids, sampling);
   if (!logits.is_ok() && comm_ != nullptr) comm_failed_ = true;
   return logits;
 }
 
-Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<int32_t>* greedy_ids) {
+Status ModelRunner::sample_rows(float* logits, const SamplingBatch& sampling, std::vector<int32_t>* ids) {
+  if (ids == nullptr) return Status::internal("sampling rows on the device needs somewhere to put the ids");
+  const int64_t rows = sampling.rows();
+  std::vector<int32_t> lists = sampling.seen_tokens;
+  lists.insert(lists.end(), sampling.seen_output_counts.begin(), sampling.seen_output_counts.end());
+  lists.insert(lists.end(), sampling.banned_tokens.begin(), sampling.banned_tokens.end());
+  // One buffer: the rows' settings (8-byte aligned), their ids, the lists.
+  const std::size_t params_bytes = sampling.params.size() * sizeof(kernels::SamplingRowParams);
+  const std::size_t ints = static_cast<std::size_t>(rows) + lists.size();
+  ASSIGN_OR_RETURN(auto buffer, backend_->allocate(std::max<std::size_t>(1, params_bytes + ints * sizeof(int32_t))));
+  auto* bytes = static_cast<unsigned char*>(buffer->data());
+  auto* ids_dev = reinterpret_cast<int32_t*>(bytes + params_bytes);
+  int32_t* lists_dev = ids_dev + rows;
+  backend_->copy_to_device(bytes, sampling.params.data(), params_bytes);
+  if (!lists.empty()) backend_->copy_to_device(lists_dev, lists.data(), lists.size() * sizeof(int32_t));
+  kernels::SamplingRows in;
+  in.rows = rows;
+  in.vocab = model_->config().vocab_size;
+  in.params = reinterpret_cast<const kernels::SamplingRowParams*>(bytes);
+  in.seen_tokens = lists_dev;
+  in.seen_output_counts = lists_dev + sampling.seen_tokens.size();
+  in.banned_tokens = in.seen_output_counts + sampling.seen_output_counts.size();
+  backend_->sample_rows(ids_dev, logits, in);
+  ids->resize(static_cast<std::size_t>(rows));
+  backend_->copy_to_host(ids->data(), ids_dev, ids->size() * sizeof(int32_t));
+  backend_->synchronize();
+  return Status::ok();
+}
+
+Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<int32_t>* greedy_ids,
+                                                const SamplingBatch* sampling) {
   const auto t0 = std::chrono::steady_clock::now();
   // Everything from here until the function returns, split at the point
   // where the forward pass is enqueued.
@@ -185,6 +217,13 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   } clocked{timing_, t0, {}};
   if (graphs_ != nullptr && graphs_->accepts(b)) {
     clocked.graph = true;
+    if (sampling != nullptr) {
+      if (sampling->rows() != b.num_seqs()) return Status::internal("a sampling row per sequence is needed");
+      std::vector<int32_t> argmax_ids;  // unused: the rows are drawn from the graph's logits
+      RETURN_IF_ERROR(graphs_->run(b, kv_, &argmax_ids).status());
+      RETURN_IF_ERROR(sample_rows(graphs_->logits(), *sampling, greedy_ids));
+      return std::vector<float>();
+    }
     return graphs_->run(b, kv_, greedy_ids);
   }
   const int64_t T = b.num_tokens();
@@ -235,6 +274,11 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
     RETURN_IF_ERROR(group_->synchronize());
     if (group_->rank() != 0) return std::vector<float>();
   }
+  if (sampling != nullptr && !model_->layout().sharded()) {
+    if (sampling->rows() != in.num_logits) return Status::internal("a sampling row per logits row is needed");
+    RETURN_IF_ERROR(sample_rows(logits_dev->f32(), *sampling, greedy_ids));
+    return std::vector<float>();
+  }
   if (greedy_ids != nullptr && !model_->layout().sharded()) {
     greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
     ASSIGN_OR_RETURN(auto ids_dev, backend_->allocate(std::max<std::size_t>(1, greedy_ids->size()) * sizeof(int32_t)));
@@ -249,6 +293,15 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   if (!model_->layout().sharded()) return logits;
   std::vector<float> joined(static_cast<std::size_t>(in.num_logits * vocab));
   model_->join_logits(logits.data(), in.num_logits, joined.data());
+  if (sampling != nullptr) {
+    // The rows are whole only after the join: the host twin draws there.
+    if (sampling->rows() != in.num_logits || greedy_ids == nullptr) {
+      return Status::internal("a sampling row per logits row is needed");
+    }
+    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
+    kernels::Backend::sample_rows_on_host(greedy_ids->data(), joined.data(), sampling->host_view(vocab));
+    return std::vector<float>();
+  }
   if (greedy_ids != nullptr) {
     // The rows are whole only after the join: pick on the host.
     greedy_ids->resize(static_cast<std::size_t>(in.num_logits));

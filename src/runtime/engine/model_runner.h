@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "kernels/kernels.h"
 #include "runtime/engine/decode_graphs.h"
+#include "runtime/engine/sampling_batch.h"
 #include "runtime/engine/scheduler.h"
 #include "runtime/engine/step_batch.h"
 #include "runtime/model/decoder_model.h"
@@ -49,10 +50,15 @@ class ModelRunner {
   // maximum goes there (picked on the device when one process holds the
   // whole vocabulary, so only 4 bytes per row come back) and the returned
   // logits may be empty.
-  Result<std::vector<float>> run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids = nullptr);
+  // With `sampling` (a row per sampling sequence) instead, each row's token
+  // is drawn on the device (Backend::sample_rows; the host's twin on the
+  // joined logits of a sharded model) into *greedy_ids; no logits return.
+  Result<std::vector<float>> run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids = nullptr,
+                                 const SamplingBatch* sampling = nullptr);
   // Runs a batch as built by StepBatch::from_schedule (on every rank; ranks
   // other than 0 return no logits, since only rank 0 samples).
-  Result<std::vector<float>> execute(const StepBatch& batch, std::vector<int32_t>* greedy_ids = nullptr);
+  Result<std::vector<float>> execute(const StepBatch& batch, std::vector<int32_t>* greedy_ids = nullptr,
+                                     const SamplingBatch* sampling = nullptr);
 
   // The KV-cache sizing pass (kv_cache_budget.h): runs one step of a
   // num_tokens-token prompt with num_logits sampling rows on every rank (the
@@ -79,7 +85,10 @@ class ModelRunner {
   ModelRunner() = default;
   Status allocate_kv(int32_t num_blocks);
   // Rank 0 sends the batch to the other ranks first.
-  Result<std::vector<float>> run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids);
+  Result<std::vector<float>> run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids,
+                                       const SamplingBatch* sampling = nullptr);
+  // Draws sampling's rows from logits[rows, vocab] (backend memory) into ids.
+  Status sample_rows(float* logits, const SamplingBatch& sampling, std::vector<int32_t>* ids);
 
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<model::DecoderModel> model_;
