@@ -176,6 +176,9 @@ void Agent::on_message(const transport::Message& m, std::uint64_t id) {
     spec.env = m.body.value("env", std::map<std::string, std::string>{});
     spec.restart = m.body.value("restart", "never");
     spec.max_restarts = m.body.value("max_restarts", 3);
+    if (auto gpus = m.body.find("gpu_indices"); gpus != m.body.end() && gpus->is_array()) {
+      spec.gpu_indices = gpus->get<std::vector<int>>();
+    }
     if (Status s = supervisor_->launch(spec); !s.is_ok()) {
       agent_log()->error("cannot launch bundle {}[{}]: {}", spec.group_id, spec.index, s.message());
     }

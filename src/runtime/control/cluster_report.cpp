@@ -120,7 +120,12 @@ std::string format_status(const nlohmann::json& s) {
       for (const auto& n : s.value("nodes", nlohmann::json::array())) {
         if (n.value("node_id", "") == node) node += fmt::format(" ({} {})", n.value("name", ""), n.value("address", ""));
       }
-      out += fmt::format("   [{}] node {} {} pid {} restarts {} exit {}\n", i++, node, b.value("state", ""),
+      std::vector<std::string> indices;
+      for (const auto& x : b.value("gpu_indices", nlohmann::json::array())) {
+        if (x.is_number_integer()) indices.push_back(std::to_string(x.get<int>()));
+      }
+      std::string gpus = indices.empty() ? "" : fmt::format(" gpus {}", fmt::join(indices, ","));
+      out += fmt::format("   [{}] node {} {}{} pid {} restarts {} exit {}\n", i++, node, b.value("state", ""), gpus,
                          b.value("pid", 0), b.value("num_restarts", 0), b.value("exit_code", 0));
     }
   }

@@ -41,13 +41,16 @@ Result<NodeRecord> node_from_json(const nlohmann::json& j) {
 nlohmann::json group_to_json(const GroupRecord& g) {
   nlohmann::json bundles = nlohmann::json::array();
   for (const auto& b : g.bundles) {
-    bundles.push_back({{"resources", placement::resources_to_json(b.resources)},
-                       {"command", b.command},
-                       {"node_id", b.node_id},
-                       {"state", b.state},
-                       {"exit_code", b.exit_code},
-                       {"num_restarts", b.num_restarts},
-                       {"pid", b.pid}});
+    nlohmann::json jb = {{"resources", placement::resources_to_json(b.resources)},
+                         {"command", b.command},
+                         {"node_id", b.node_id},
+                         {"state", b.state},
+                         {"exit_code", b.exit_code},
+                         {"num_restarts", b.num_restarts},
+                         {"pid", b.pid},
+                         {"gpu_indices", b.gpu_indices}};
+    if (!b.pinned_node.empty()) jb["pinned_node"] = b.pinned_node;
+    bundles.push_back(std::move(jb));
   }
   return {{"group_id", g.group_id},
           {"name", g.name},
@@ -83,6 +86,8 @@ Result<GroupRecord> group_from_json(const nlohmann::json& j) {
       b.exit_code = jb.value("exit_code", 0);
       b.num_restarts = jb.value("num_restarts", 0);
       b.pid = jb.value("pid", 0);
+      b.pinned_node = jb.value("pinned_node", "");
+      b.gpu_indices = jb.value("gpu_indices", std::vector<int>{});
       g.bundles.push_back(std::move(b));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -192,6 +197,17 @@ ResourceSet ClusterState::used_on(const std::string& node_id) const {
     }
   }
   return used;
+}
+
+std::set<int> ClusterState::gpu_indices_held(const std::string& node_id, const std::string& except_group) const {
+  std::set<int> held;
+  for (const auto& [id, g] : groups) {
+    if (g.state != "placed" || id == except_group) continue;
+    for (const auto& b : g.bundles) {
+      if (b.node_id == node_id) held.insert(b.gpu_indices.begin(), b.gpu_indices.end());
+    }
+  }
+  return held;
 }
 
 std::vector<std::string> ClusterState::keys_with_prefix(const std::string& prefix) const {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,14 +43,18 @@ struct NodeRecord {
 };
 
 // One bundle of a placement group, and the process its agent runs for it.
+// A bundle without a command is a reservation: granted and held ("reserved"),
+// nothing launched, never reported as exited (serve's rank 0 GPU).
 struct BundleRecord {
   ResourceSet resources;
   std::vector<std::string> command;
+  std::string pinned_node;          // node id or name it must go to; empty: anywhere
   std::string node_id;              // empty while pending
-  std::string state = "pending";    // pending, starting, running, restarting, exited, failed, lost
+  std::string state = "pending";    // pending, reserved, starting, running, restarting, exited, failed, lost
   int exit_code = 0;
   int num_restarts = 0;
   int pid = 0;
+  std::vector<int> gpu_indices;     // the node's GPUs it holds (gpu_indices.h); empty while pending
 };
 
 struct GroupRecord {
@@ -82,6 +87,8 @@ class ClusterState {
 
   // Resources granted to placed bundles on `node_id`.
   ResourceSet used_on(const std::string& node_id) const;
+  // GPU indices held on `node_id` by placed groups other than `except_group`.
+  std::set<int> gpu_indices_held(const std::string& node_id, const std::string& except_group) const;
   // KV keys starting with `prefix`, in order.
   std::vector<std::string> keys_with_prefix(const std::string& prefix) const;
 

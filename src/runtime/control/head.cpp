@@ -9,6 +9,7 @@
 
 #include "common/build_info.h"
 #include "common/logging.h"
+#include "runtime/control/gpu_indices.h"
 #include "runtime/control/log_relay.h"
 #include "runtime/transport/handshake.h"
 
@@ -376,6 +377,7 @@ void Head::mark_dead(const std::string& id, const std::string& reason, bool is_f
       b.node_id.clear();
       b.state = "pending";
       b.pid = 0;
+      b.gpu_indices.clear();
       changed = true;
     }
     if (changed) {
@@ -492,6 +494,18 @@ Result<nlohmann::json> Head::handle_submit(const nlohmann::json& d) {
         b.command.push_back(a.get<std::string>());
       }
     }
+    if (auto pin = jb.find("pinned_node"); pin != jb.end() && !pin->is_null()) {
+      if (!pin->is_string()) return Status::invalid_argument("placement.submit: pinned_node must be a node id or name");
+      b.pinned_node = pin->get<std::string>();
+    }
+    // Whole GPUs only: each gets an index of its own (CUDA_VISIBLE_DEVICES).
+    if (auto gpus = b.resources.find("GPU"); gpus != b.resources.end()) {
+      if (auto whole = pick_gpu_indices(gpus->second, {}, gpus->second); !whole.is_ok() &&
+                                                                          whole.status().code() == StatusCode::kInvalidArgument) {
+        return Status::invalid_argument(
+            fmt::format("placement.submit: bundle {} asks for {}", g.bundles.size(), whole.status().message()));
+      }
+    }
     g.bundles.push_back(std::move(b));
   }
   try_place(g);
@@ -527,7 +541,7 @@ std::vector<placement::NodeCapacity> Head::placeable_nodes() const {
   std::vector<placement::NodeCapacity> nodes;
   for (const auto& [id, n] : state_.nodes) {
     if (n.state != NodeState::kActive || !agent_channels_.count(id)) continue;
-    placement::NodeCapacity c{id, n.resources, n.resources};
+    placement::NodeCapacity c{id, n.resources, n.resources, n.name};
     placement::subtract_from(c.available, state_.used_on(id));
     nodes.push_back(std::move(c));
   }
@@ -537,39 +551,67 @@ std::vector<placement::NodeCapacity> Head::placeable_nodes() const {
 void Head::try_place(GroupRecord& g) {
   std::vector<placement::NodeCapacity> nodes = placeable_nodes();
   std::vector<ResourceSet> requests;
-  for (const auto& b : g.bundles) requests.push_back(b.resources);
-  auto decision = placement::place(requests, g.strategy, nodes);
+  std::vector<std::string> pins;
+  for (const auto& b : g.bundles) {
+    requests.push_back(b.resources);
+    pins.push_back(b.pinned_node);
+  }
+  auto decision = placement::place(requests, g.strategy, nodes, pins);
   if (!decision.placed) {
     g.state = "pending";
     g.reason = decision.reason;
     return;
   }
-  g.state = "placed";
-  g.reason.clear();
+  std::vector<std::size_t> all;
   for (std::size_t i = 0; i < g.bundles.size(); ++i) {
     g.bundles[i].node_id = decision.node_ids[i];
-    g.bundles[i].state = "starting";
+    all.push_back(i);
   }
+  if (Status s = assign_gpu_indices(g, all); !s.is_ok()) {
+    for (auto& b : g.bundles) {
+      b.node_id.clear();
+      b.gpu_indices.clear();
+    }
+    g.state = "pending";
+    g.reason = s.message();
+    return;
+  }
+  g.state = "placed";
+  g.reason.clear();
+  for (auto& b : g.bundles) b.state = b.command.empty() ? "reserved" : "starting";
   head_log()->info("placement group {} ({}) placed: {}", g.group_id, g.name, fmt::join(decision.node_ids, ", "));
 }
 
 bool Head::try_replace(GroupRecord& g) {
   std::vector<placement::NodeCapacity> nodes = placeable_nodes();
   std::vector<ResourceSet> requests;
-  std::vector<std::string> current;
+  std::vector<std::string> current, pins;
   for (const auto& b : g.bundles) {
     requests.push_back(b.resources);
     current.push_back(b.state == "pending" ? std::string() : b.node_id);
+    pins.push_back(b.pinned_node);
   }
-  auto decision = placement::place_missing(requests, g.strategy, nodes, current);
+  auto decision = placement::place_missing(requests, g.strategy, nodes, current, pins);
   if (!decision.placed) {
     g.reason = decision.reason;
     return false;
   }
+  std::vector<std::size_t> missing;
   for (std::size_t i = 0; i < g.bundles.size(); ++i) {
     if (!current[i].empty()) continue;
     g.bundles[i].node_id = decision.node_ids[i];
-    g.bundles[i].state = "starting";
+    missing.push_back(i);
+  }
+  if (Status s = assign_gpu_indices(g, missing); !s.is_ok()) {
+    for (std::size_t i : missing) {
+      g.bundles[i].node_id.clear();
+      g.bundles[i].gpu_indices.clear();
+    }
+    g.reason = s.message();
+    return false;
+  }
+  for (std::size_t i : missing) {
+    g.bundles[i].state = g.bundles[i].command.empty() ? "reserved" : "starting";
     head_log()->info("placement group {} ({}) bundle {} placed again on {}", g.group_id, g.name, i,
                      node_label(state_, decision.node_ids[i]));
   }
@@ -580,6 +622,31 @@ bool Head::try_replace(GroupRecord& g) {
 bool Head::has_pending_bundles(const GroupRecord& g) {
   return g.state == "placed" &&
          std::any_of(g.bundles.begin(), g.bundles.end(), [](const BundleRecord& b) { return b.state == "pending"; });
+}
+
+Status Head::assign_gpu_indices(GroupRecord& g, const std::vector<std::size_t>& which) const {
+  for (std::size_t i : which) {
+    BundleRecord& b = g.bundles[i];
+    b.gpu_indices.clear();
+    auto want = b.resources.find("GPU");
+    if (want == b.resources.end() || want->second <= 0) continue;
+    auto node = state_.nodes.find(b.node_id);
+    double total = 0;
+    if (node != state_.nodes.end()) {
+      if (auto t = node->second.resources.find("GPU"); t != node->second.resources.end()) total = t->second;
+    }
+    std::set<int> held = state_.gpu_indices_held(b.node_id, g.group_id);
+    for (std::size_t j = 0; j < g.bundles.size(); ++j) {
+      if (j != i && g.bundles[j].node_id == b.node_id) held.insert(g.bundles[j].gpu_indices.begin(), g.bundles[j].gpu_indices.end());
+    }
+    auto picked = pick_gpu_indices(total, held, want->second);
+    if (!picked.is_ok()) {
+      return Status(picked.status().code(), fmt::format("bundle {} on node {}: {}", i, node_label(state_, b.node_id),
+                                                        picked.status().message()));
+    }
+    b.gpu_indices = std::move(picked).value();
+  }
+  return Status::ok();
 }
 
 void Head::place_pending() {
@@ -623,18 +690,24 @@ void Head::place_pending() {
 
 void Head::launch_bundle(const GroupRecord& g, std::size_t i) {
   const BundleRecord& b = g.bundles[i];
+  if (b.command.empty()) return;  // a reservation: nothing runs
   auto a = agent_channels_.find(b.node_id);
   if (a == agent_channels_.end()) return;  // launched when the agent re-attaches
   nlohmann::json env = g.env;
   env["LLMCTL_GROUP_ID"] = g.group_id;
   env["LLMCTL_BUNDLE_INDEX"] = std::to_string(i);
   env["LLMCTL_NUM_BUNDLES"] = std::to_string(g.bundles.size());
-  a->second->push("bundle.launch", {{"group_id", g.group_id},
-                                    {"index", i},
-                                    {"command", b.command},
-                                    {"env", env},
-                                    {"restart", g.restart},
-                                    {"max_restarts", g.max_restarts}});
+  nlohmann::json launch = {{"group_id", g.group_id},
+                           {"index", i},
+                           {"command", b.command},
+                           {"env", env},
+                           {"restart", g.restart},
+                           {"max_restarts", g.max_restarts}};
+  // Only GPU bundles: the agent then sets CUDA_VISIBLE_DEVICES to these.
+  if (auto gpus = b.resources.find("GPU"); gpus != b.resources.end() && gpus->second > 0) {
+    launch["gpu_indices"] = b.gpu_indices;
+  }
+  a->second->push("bundle.launch", launch);
 }
 
 void Head::on_bundle_update(transport::Channel* raw, const nlohmann::json& d) {

@@ -9,11 +9,13 @@
 //   cluster.status {}                                -> the whole picture (see status_json())
 //   kv.put {key, value, overwrite} / kv.get {key} / kv.wait {key, timeout_ms}
 //   kv.delete {prefix} -> {num_deleted} / kv.list {prefix} -> {keys}
-//   placement.submit {name, strategy, bundles: [{resources, command}], restart, max_restarts, env}
+//   placement.submit {name, strategy, bundles: [{resources, command, pinned_node}], restart, max_restarts, env}
+//                    a bundle without a command is only reserved; GPU bundles get gpu_indices
 //   placement.remove {group_id}
 //   stats.reset    {}                                -> {}            clears heartbeat counters (benchmarks)
 // Pushes from agents: node.heartbeat {usage, sent_us}; bundle.update {group_id, index, state, ...}.
-// Pushes to agents:   bundle.launch {group_id, index, command, env, restart, max_restarts}; bundle.kill.
+// Pushes to agents:   bundle.launch {group_id, index, command, env, restart, max_restarts[, gpu_indices]};
+//                    bundle.kill.
 //
 // Threading: single-threaded — every member runs on the io_context passed
 // in, which must be run by exactly one thread (that is the head's strand).
@@ -97,6 +99,9 @@ class Head {
   // node died; false (with group.reason set) while they do not fit.
   bool try_replace(GroupRecord& group);
   static bool has_pending_bundles(const GroupRecord& group);
+  // Gives each of `which` (placed, on their node) the lowest GPU indices of
+  // its node that nothing else there holds; fails naming the node when too few are free.
+  Status assign_gpu_indices(GroupRecord& group, const std::vector<std::size_t>& which) const;
   void place_pending();
   void launch_bundle(const GroupRecord& group, std::size_t index);
   // Logs then applies a record; the one way state changes.

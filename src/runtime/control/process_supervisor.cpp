@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "common/logging.h"
+#include "runtime/control/gpu_indices.h"
 #include "runtime/control/output_capture.h"
 
 namespace llmctl::control {
@@ -49,7 +51,23 @@ Status ProcessSupervisor::launch(const BundleSpec& spec) {
   if (spec.command.empty()) return Status::invalid_argument(fmt::format("bundle {}[{}] has no command", spec.group_id, spec.index));
   BundleProcess& p = processes_[key];
   p.spec = spec;
-  Status s = spawn(p);
+  Status s = Status::ok();
+  if (spec.gpu_indices) {
+    const char* inherited = std::getenv("CUDA_VISIBLE_DEVICES");
+    auto visible = cuda_visible_devices(*spec.gpu_indices,
+                                        inherited ? std::optional<std::string>(inherited) : std::nullopt);
+    if (visible.is_ok()) {
+      p.spec.env["CUDA_VISIBLE_DEVICES"] = *visible;
+    } else {
+      s = visible.status().with_context(fmt::format("bundle {}[{}]", spec.group_id, spec.index));
+      std::error_code ec;
+      std::filesystem::create_directories(log_dir_, ec);
+      append_line(fmt::format("{}/{}-{}.err", log_dir_, spec.group_id, spec.index),
+                  capture_line_header(fmt::format("job/{}-{}", spec.group_id, spec.index), 0) +
+                      "llmctl agent: cannot start: " + s.message());
+    }
+  }
+  if (s.is_ok()) s = spawn(p);
   if (!s.is_ok()) {
     p.state = "failed";
     p.exit_code = 127;

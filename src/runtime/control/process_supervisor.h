@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,6 +35,9 @@ struct BundleSpec {
   std::map<std::string, std::string> env;
   std::string restart = "never";  // never, on_failure, always
   int max_restarts = 3;
+  // The node's GPUs the head gave it: the child's CUDA_VISIBLE_DEVICES,
+  // mapped through the agent's own (gpu_indices.h). Unset: left as inherited.
+  std::optional<std::vector<int>> gpu_indices;
 };
 
 struct BundleProcess {
@@ -53,7 +57,8 @@ class ProcessSupervisor {
   ProcessSupervisor(asio::io_context& io, std::string log_dir, UpdateHandler on_update);
   ~ProcessSupervisor();
 
-  // Starts the bundle unless it already runs. The handler sees "running".
+  // Starts the bundle unless it already runs. The handler sees "running"
+  // (or "failed" with exit code 127, and why in its .err log, when it cannot start).
   Status launch(const BundleSpec& spec);
   // SIGTERM to the process group, SIGKILL after `grace_ms`; no restart.
   void stop(const Key& key, int grace_ms);

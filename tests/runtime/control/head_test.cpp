@@ -270,3 +270,108 @@ TEST_CASE("bundles of a node that dies go back to pending and are placed again w
   CHECK(f.head->status_json()["pending"].empty());
   CHECK(f.head->status_json()["resources"]["used"]["GPU"] == 2.0);
 }
+
+namespace {
+
+std::vector<nlohmann::json> launches_of(const FakeAgent& agent) {
+  std::vector<nlohmann::json> out;
+  for (const auto& m : agent.pushes) {
+    if (m.type == "bundle.launch") out.push_back(m.body);
+  }
+  return out;
+}
+
+nlohmann::json one_gpu_bundle() { return {{{"resources", {{"GPU", 1}}}, {"command", {"sleep", "1"}}}}; }
+
+std::vector<int> indices_of(const Head& head, const std::string& group_id, std::size_t bundle) {
+  return head.state().groups.at(group_id).bundles.at(bundle).gpu_indices;
+}
+
+}  // namespace
+
+TEST_CASE("GPU indices: two 1-GPU bundles on a 2-GPU node get 0 and 1, a freed index is reused, a restart keeps them") {
+  Fixture f;
+  auto a = f.join("1", 2);
+  auto client = f.connect();
+  auto g1 = f.call(*client, "placement.submit", {{"name", "one"}, {"bundles", one_gpu_bundle()}});
+  auto g2 = f.call(*client, "placement.submit", {{"name", "two"}, {"bundles", one_gpu_bundle()}});
+  REQUIRE(g1.is_ok());
+  REQUIRE(g2.is_ok());
+  CHECK((*g1)["bundles"][0]["gpu_indices"] == nlohmann::json::array({0}));
+  CHECK((*g2)["bundles"][0]["gpu_indices"] == nlohmann::json::array({1}));
+  REQUIRE(run_until(f.io, [&] { return launches_of(*a).size() == 2; }));
+  std::set<nlohmann::json> sent;
+  for (const auto& l : launches_of(*a)) sent.insert(l["gpu_indices"]);
+  CHECK(sent == std::set<nlohmann::json>{nlohmann::json::array({0}), nlohmann::json::array({1})});
+
+  // No GPU left: a third waits, and gets index 0 once the first group is removed.
+  auto g3 = f.call(*client, "placement.submit", {{"name", "three"}, {"bundles", one_gpu_bundle()}});
+  REQUIRE(g3.is_ok());
+  CHECK((*g3)["state"] == "pending");
+  CHECK((*g3)["bundles"][0]["gpu_indices"].empty());
+  const std::string id1 = (*g1)["group_id"], id2 = (*g2)["group_id"], id3 = (*g3)["group_id"];
+  REQUIRE(f.call(*client, "placement.remove", {{"group_id", id1}}).is_ok());
+  REQUIRE(run_until(f.io, [&] { return f.head->state().groups.at(id3).state == "placed"; }));
+  CHECK(indices_of(*f.head, id3, 0) == std::vector<int>{0});
+  REQUIRE(run_until(f.io, [&] { return launches_of(*a).size() == 3; }));
+  CHECK(launches_of(*a)[2]["gpu_indices"] == nlohmann::json::array({0}));
+  CHECK(f.head->status_json()["groups"][1]["bundles"][0]["gpu_indices"] == nlohmann::json::array({0}));
+
+  // The indices are in the state log: a restarted head has them, and hands out the next one right.
+  client.reset();
+  a.reset();
+  f.head.reset();
+  f.start_head();
+  CHECK(indices_of(*f.head, id2, 0) == std::vector<int>{1});
+  CHECK(indices_of(*f.head, id3, 0) == std::vector<int>{0});
+  auto back = f.join("1", 2);
+  auto again = f.connect();
+  REQUIRE(f.call(*again, "placement.remove", {{"group_id", id2}}).is_ok());
+  auto g4 = f.call(*again, "placement.submit", {{"name", "four"}, {"bundles", one_gpu_bundle()}});
+  REQUIRE(g4.is_ok());
+  CHECK((*g4)["bundles"][0]["gpu_indices"] == nlohmann::json::array({1}));
+}
+
+TEST_CASE("a pinned reservation is held on its node and never launched; fractional GPUs and bad pins are refused") {
+  Fixture f;
+  auto a = f.join("1", 2);
+  auto b = f.join("2", 2);
+  auto client = f.connect();
+  nlohmann::json bundles = {{{"resources", {{"GPU", 1}}}, {"pinned_node", "host-2"}},
+                            {{"resources", {{"GPU", 1}}}, {"command", {"sleep", "1"}}}};
+  auto r = f.call(*client, "placement.submit", {{"name", "tp2"}, {"strategy", "PACK"}, {"bundles", bundles}});
+  REQUIRE(r.is_ok());
+  REQUIRE((*r)["state"] == "placed");
+  const auto& placed = (*r)["bundles"];
+  CHECK(placed[0]["node_id"] == "2");
+  CHECK(placed[0]["state"] == "reserved");
+  CHECK(placed[0]["pinned_node"] == "host-2");
+  CHECK(placed[1]["node_id"] == "2");  // PACK: beside the pinned bundle
+  CHECK(placed[1]["state"] == "starting");
+  CHECK(placed[0]["gpu_indices"] == nlohmann::json::array({0}));
+  CHECK(placed[1]["gpu_indices"] == nlohmann::json::array({1}));
+  REQUIRE(run_until(f.io, [&] { return launches_of(*b).size() == 1; }));
+  run_until(f.io, [] { return false; }, 30ms);
+  CHECK(launches_of(*b).size() == 1);
+  CHECK(launches_of(*b)[0]["index"] == 1);
+  CHECK(launches_of(*a).empty());
+  CHECK(f.head->status_json()["resources"]["used"]["GPU"] == 2.0);
+
+  // Node 2 is full now: another bundle pinned there waits, saying why.
+  auto full = f.call(*client, "placement.submit",
+                     {{"bundles", {{{"resources", {{"GPU", 1}}}, {"pinned_node", "2"}}}}});
+  REQUIRE(full.is_ok());
+  CHECK((*full)["state"] == "pending");
+  CHECK((*full)["reason"] == "bundle 0 is pinned to node host-2 (2), which has {GPU: 0} available, not {GPU: 1}");
+  auto unknown = f.call(*client, "placement.submit",
+                        {{"bundles", {{{"resources", {{"GPU", 1}}}, {"pinned_node", "host-9"}}}}});
+  REQUIRE(unknown.is_ok());
+  CHECK((*unknown)["reason"].get<std::string>().find("\"host-9\", which is not an alive node") != std::string::npos);
+
+  auto half = f.call(*client, "placement.submit", {{"bundles", {{{"resources", {{"GPU", 0.5}}}}}}});
+  REQUIRE_FALSE(half.is_ok());
+  CHECK(half.status().code() == StatusCode::kInvalidArgument);
+  CHECK(half.status().message().find("fractional GPUs are not supported yet") != std::string::npos);
+  auto bad_pin = f.call(*client, "placement.submit", {{"bundles", {{{"resources", {{"CPU", 1}}}, {"pinned_node", 3}}}}});
+  CHECK(bad_pin.status().code() == StatusCode::kInvalidArgument);
+}
