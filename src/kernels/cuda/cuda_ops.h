@@ -108,7 +108,7 @@ bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const
 // The KV-head-grouped path of paged_attention for decode-only steps
 // (decode_attention.cu), splitting keys over blocks in `scratch` when the
 // batch is small; false when it does not apply (prefill tokens, count
-// unknown, QH / KV not 1, 2, 4 or 8, head dim above 128).
+// unknown, QH / KV above 8, head dim above 128).
 bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                           const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
                           int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,

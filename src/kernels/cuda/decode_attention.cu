@@ -191,7 +191,8 @@ void launch_decode(float* out, const float* q, int64_t q_stride, const __nv_bflo
   CUDA_CHECK_LAUNCH();
 }
 
-// false when the group size G = QH / KV has no kernel instance.
+// false when the group size G = QH / KV has no kernel instance (above 8).
+// Qwen2.5 models have G = 5, 6 and 7, Llama and Qwen3 2, 4 and 8.
 template <int kPerLane>
 bool dispatch_group(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                     const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
@@ -206,8 +207,24 @@ bool dispatch_group(float* out, const float* q, int64_t q_stride, const __nv_bfl
       launch_decode<kPerLane, 2>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
                                  sliding_window, split, stream);
       return true;
+    case 3:
+      launch_decode<kPerLane, 3>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
+                                 sliding_window, split, stream);
+      return true;
     case 4:
       launch_decode<kPerLane, 4>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
+                                 sliding_window, split, stream);
+      return true;
+    case 5:
+      launch_decode<kPerLane, 5>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
+                                 sliding_window, split, stream);
+      return true;
+    case 6:
+      launch_decode<kPerLane, 6>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
+                                 sliding_window, split, stream);
+      return true;
+    case 7:
+      launch_decode<kPerLane, 7>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
                                  sliding_window, split, stream);
       return true;
     case 8:
@@ -266,7 +283,7 @@ bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __
                           AttentionScratch& scratch, cudaStream_t stream) {
   if (batch.num_tokens != batch.num_seqs) return false;  // prefill tokens present, or the count is unknown
   const int64_t group = num_q_heads / num_kv_heads;
-  if (group != 1 && group != 2 && group != 4 && group != 8) return false;
+  if (group < 1 || group > 8) return false;
   if (head_dim > 128) return false;
   DecodeSplit split;
   split.splits = decode_splits(batch, num_kv_heads);

@@ -10,7 +10,7 @@
 // pair merges the partial softmaxes.
 // With the step's token count known, steps with prefill tokens take the
 // tensor-core kernel in flash_prefill.cu, and decode-only steps (of GQA
-// groups 1, 2, 4, 8 and head dims up to 128) the KV-head-grouped kernel in
+// groups up to 8 and head dims up to 128) the KV-head-grouped kernel in
 // decode_attention.cu, which reads each K/V row once for its query heads.
 #include <cfloat>
 

@@ -121,6 +121,8 @@ TEST_CASE("cuda paged_attention matches the cpu") {
       check_attention(b, rng, {{1, 3000}, {1, 40}}, 16, 2, head_dim, 0);  // 64 splits of the 3,008-key table
       check_attention(b, rng, {{1, 640}}, 32, 8, head_dim, 0);
       check_attention(b, rng, {{1, 5}, {1, 1}, {1, 90}}, 8, 8, head_dim, 0);  // splits with no keys at all
+      check_attention(b, rng, {{1, 700}, {1, 33}}, 14, 2, head_dim, 0);      // GQA 7:1 (Qwen2.5-0.5B)
+      check_attention(b, rng, {{1, 300}}, 12, 4, head_dim, 20);              // GQA 3:1, sliding window
     }
     SUBCASE("prefill of several sequences, no GQA") {
       check_attention(b, rng, {{5, 5}, {40, 40}, {130, 130}}, 4, 4, head_dim, 0);
