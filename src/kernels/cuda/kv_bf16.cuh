@@ -15,7 +15,7 @@ namespace llmctl::kernels::cuda {
 template <int N>
 __device__ __forceinline__ void load_bf16(float (&dst)[N], const __nv_bfloat16* src) {
   static_assert(N == 2 || N == 4 || N == 8, "a bf16 vector load of 4, 8 or 16 bytes");
-  __nv_bfloat162 pairs[N / 2];
+  alignas(2 * N) __nv_bfloat162 pairs[N / 2];  // aligned as the vector it is loaded as
   if constexpr (N == 2) {
     *reinterpret_cast<uint32_t*>(pairs) = *reinterpret_cast<const uint32_t*>(src);
   } else if constexpr (N == 4) {
