@@ -5,8 +5,12 @@
 # (2) `serve --device cuda --tp N` under `llmctl bench` at concurrency 64 for
 # a random-weight model (TP_SHAPE, default llama-3.1-8b), with
 # LLMCTL_STEP_TIMING=1 so every rank prints its all-reduce GPU time and
-# rank 0 its step time at exit: the all-reduce share of the step.
+# rank 0 its step time at exit: the all-reduce share of the step (decode
+# steps replayed as CUDA graphs are not in the all-reduce figure; add
+# TP_SERVE_ARGS=--enforce-eager for it). Every generate runs twice, with
+# decode graphs and with --enforce-eager, and both must equal tp=1's tokens.
 # Results go to $OUT (or ./device-out).
+#   [TP_LIST="2 4"] [TP_SERVE_ARGS="--enforce-eager"] [TP_CONCURRENCY=64] \
 #   bash bench/cuda_device_tp.sh [tokens|throughput|all]
 set -u
 out=${OUT:-device-out}
@@ -24,10 +28,14 @@ if [ "$what" != throughput ]; then
   for model in "$c/stories260K" "$small"; do
     name=$(basename "$model")
     for tp in $tps; do
-      timeout 180 "$c/llmctl" generate --model "$model" --device cuda --tp "$tp" --max-tokens 48 --temperature 0 \
-        --ignore-eos --json --prompt "Once upon a time, in a small village" \
-        > "$out/tp_tokens_${name}_$tp.json" 2> "$out/tp_tokens_${name}_$tp.err"
-      echo "generate $name tp=$tp: exit $?"
+      for mode in graphs eager; do
+        flag=""
+        [ "$mode" = eager ] && flag=--enforce-eager
+        timeout 180 "$c/llmctl" generate --model "$model" --device cuda --tp "$tp" --max-tokens 48 --temperature 0 \
+          --ignore-eos --json $flag --prompt "Once upon a time, in a small village" \
+          > "$out/tp_tokens_${name}_${tp}_$mode.json" 2> "$out/tp_tokens_${name}_${tp}_$mode.err"
+        echo "generate $name tp=$tp $mode: exit $?"
+      done
     done
   done
   python3 - "$out" $tps <<'PY'
@@ -36,10 +44,12 @@ out, tps = sys.argv[1], sys.argv[2:]
 for name in ("stories260K", "llmctl-bench-llama-3.2-1b"):
     runs = {}
     for tp in tps:
-        try:
-            runs[tp] = json.load(open(os.path.join(out, f"tp_tokens_{name}_{tp}.json")))["token_ids"]
-        except Exception as e:  # noqa: BLE001
-            print(f"{name} tp={tp}: no output ({e})")
+        for mode in ("graphs", "eager"):
+            key = tp if mode == "graphs" else f"{tp} (eager)"
+            try:
+                runs[key] = json.load(open(os.path.join(out, f"tp_tokens_{name}_{tp}_{mode}.json")))["token_ids"]
+            except Exception as e:  # noqa: BLE001
+                print(f"{name} tp={key}: no output ({e})")
     base = runs.get("1")
     for tp, ids in runs.items():
         if base is None or tp == "1":
@@ -61,6 +71,7 @@ if [ "$what" != tokens ]; then
     LLMCTL_STEP_TIMING=1 timeout 400 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
       --device cuda --tp "$tp" --concurrency ${TP_CONCURRENCY:-64} --prompts-per-client 2 --input-len 512 \
       --output-len 128 --max-model-len 1024 --start-timeout 300 --server-log "$out/serve_tp$tp.log" \
+      --serve-args "${TP_SERVE_ARGS:-}" \
       2>&1 | tee "$out/serve_tp${tp}_$shape.md"
     grep "step timing" "$out/serve_tp$tp.log"
   done

@@ -225,6 +225,29 @@ class Backend {
     }
   }
 
+  // Greedy over a vocabulary split across tensor-parallel ranks, so no row
+  // is ever joined: each rank takes argmax_with_value of its slice, the
+  // ranks all_gather the pairs, and merge_argmax picks; the id equals
+  // argmax_rows over the joined row. logits: [rows, row_stride], of which
+  // the first `valid` columns are real vocabulary (padding never wins);
+  // pairs: [rows, 2] = (the first maximum, index_base + its column), the
+  // index an int32's bits in a float, so all_gather carries it unchanged.
+  // NaN never wins; a slice without a number gives (NaN, -1).
+  virtual void argmax_with_value(float* pairs, const float* logits, int64_t rows, int64_t row_stride, int64_t valid,
+                                 int64_t index_base) {
+    argmax_with_value_on_host(pairs, logits, rows, row_stride, valid, index_base);
+  }
+  // ids[r] = the index of the best pair of row r among pairs [num_shards,
+  // rows, 2] (the larger value; on ties the lower index); 0 when every
+  // shard's value is NaN, as argmax_rows answers for an all-NaN row.
+  virtual void merge_argmax(int32_t* ids, const float* pairs, int64_t num_shards, int64_t rows) {
+    merge_argmax_on_host(ids, pairs, num_shards, rows);
+  }
+  // The host twins (kernels/cpu/argmax_shards.cpp).
+  static void argmax_with_value_on_host(float* pairs, const float* logits, int64_t rows, int64_t row_stride,
+                                        int64_t valid, int64_t index_base);
+  static void merge_argmax_on_host(int32_t* ids, const float* pairs, int64_t num_shards, int64_t rows);
+
   // ids[r] = one token drawn from row r of logits[rows, vocab], so that only
   // ids leave the device. Per row (in place, as Sampler::process_logits):
   // repetition penalty on every seen token (x > 0 ? x / rp : x * rp, rp in

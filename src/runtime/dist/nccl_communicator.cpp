@@ -109,7 +109,11 @@ class NcclGroup final : public NcclCommunicator {
     if (!broken_.is_ok()) return broken_;
     if (count <= 0) return count == 0 ? Status::ok() : Status::invalid_argument(fmt::format("{}: count {} < 0", self(), count));
     cudaEvent_t start = nullptr, stop = nullptr;
-    if (timing_ && cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess) {
+    // A call captured into a decode graph runs at each replay, not now: its
+    // events would never complete, so graph steps go untimed.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    const bool capturing = cudaStreamIsCapturing(stream_, &capture) == cudaSuccess && capture != cudaStreamCaptureStatusNone;
+    if (timing_ && !capturing && cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess) {
       cudaEventRecord(start, stream_);
     }
     Status st = enqueue("all_reduce_sum", count, [&] {
@@ -303,6 +307,13 @@ Result<std::unique_ptr<NcclCommunicator>> connect_nccl(const NcclOptions& option
   // NCCL reads its interface from the environment only; the option given
   // here (the node's config) wins over whatever the process inherited.
   if (!options.interface.empty()) ::setenv("NCCL_SOCKET_IFNAME", options.interface.c_str(), 1);
+  // Decode graphs capture the collectives, and each rank decides alone when
+  // to capture again (its scratch buffers moved), and a rank that could not
+  // capture runs its steps eagerly, so one rank's call may be captured while
+  // its peer's is not. NCCL forbids
+  // mixing buffers registered at capture with unregistered ones across
+  // ranks; without registration every call is the same plain collective.
+  ::setenv("NCCL_GRAPH_REGISTER", "0", 1);
   auto liveness = LivenessSocket::open(local->address);
   if (!liveness.is_ok()) return liveness.status().with_context(who);
   RankEndpoint self{options.rank, host, local->address, local->interface, static_cast<int>(::getpid()),

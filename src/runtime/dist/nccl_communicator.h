@@ -5,6 +5,8 @@
 // dies or stalls shows up in the next blocking call (synchronize(),
 // broadcast_bytes(), barrier()), which waits at most the group's time-out,
 // then aborts the NCCL communicator and names the peer (as Gloo does).
+// all_reduce_sum and all_gather may be captured into a CUDA graph on the
+// group's stream (decode graphs); replaying it runs them as enqueued calls.
 #pragma once
 
 #include <chrono>

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
+
+#include <fmt/format.h>
 
 #if defined(LLMCTL_WITH_CUDA)
 #include "kernels/cuda_backend.h"
@@ -13,7 +16,8 @@ namespace {
 // Offsets (in int32s) of each input inside the fixed buffer of the largest
 // bucket, so a smaller bucket's graph reads the same addresses.
 struct Layout {
-  int64_t token_ids, positions, slot_mapping, query_start, context_len, block_tables, logits_indices, total;
+  int64_t token_ids, positions, slot_mapping, query_start, context_len, block_tables, logits_indices,
+      embedding_rows, total;
 };
 
 Layout layout_for(int64_t max_rows, int64_t max_blocks) {
@@ -25,7 +29,8 @@ Layout layout_for(int64_t max_rows, int64_t max_blocks) {
   l.context_len = l.query_start + max_rows + 1;
   l.block_tables = l.context_len + max_rows;
   l.logits_indices = l.block_tables + max_rows * max_blocks;
-  l.total = l.logits_indices + max_rows;
+  l.embedding_rows = l.logits_indices + max_rows;  // read only when sharded
+  l.total = l.embedding_rows + max_rows;
   return l;
 }
 
@@ -38,7 +43,6 @@ Result<std::unique_ptr<DecodeGraphs>> DecodeGraphs::create(kernels::Backend& bac
                                                            int32_t block_size, int32_t scratch_block) {
 #if defined(LLMCTL_WITH_CUDA)
   if (backend.name() != "cuda") return Status::invalid_argument("decode graphs need the CUDA backend");
-  if (model.layout().sharded()) return Status::invalid_argument("decode graphs need the whole model in one process");
   if (max_num_seqs < 1 || max_model_len < 1 || block_size < 1) {
     return Status::invalid_argument("decode graphs: max_num_seqs, max_model_len and block_size must be positive");
   }
@@ -78,7 +82,7 @@ int32_t DecodeGraphs::bucket_of(int32_t n) const {
   return *std::lower_bound(buckets_.begin(), buckets_.end(), n);
 }
 
-Status DecodeGraphs::enqueue(int32_t bucket, const model::KvCacheView& kv) {
+Status DecodeGraphs::enqueue(int32_t bucket, bool greedy, const model::KvCacheView& kv) {
   const Layout l = layout_for(max_num_seqs_, max_blocks_);
   const int32_t* base = inputs_->i32();
   model::ForwardInputs in;
@@ -94,16 +98,20 @@ Status DecodeGraphs::enqueue(int32_t bucket, const model::KvCacheView& kv) {
   in.attention.block_size = block_size_;
   in.num_logits = bucket;
   in.logits_indices = base + l.logits_indices;
-  RETURN_IF_ERROR(model_->forward(in, kv, logits_->f32()));
-  backend_->argmax_rows(ids_->i32(), logits_->f32(), bucket, model_->config().vocab_size);
-  return Status::ok();
+  if (!model_->layout().sharded()) {
+    // Logits and ids both: one graph serves greedy and sampled steps.
+    return model_->forward(in, kv, logits_->f32(), ids_->i32());
+  }
+  in.embedding_rows = base + l.embedding_rows;
+  return greedy ? model_->forward(in, kv, nullptr, ids_->i32()) : model_->forward(in, kv, logits_->f32());
 }
 
-Result<std::vector<float>> DecodeGraphs::run(const StepBatch& b, const model::KvCacheView& kv,
-                                             std::vector<int32_t>* greedy_ids) {
+Status DecodeGraphs::launch(const StepBatch& b, const model::KvCacheView& kv) {
 #if defined(LLMCTL_WITH_CUDA)
   const int32_t n = b.num_seqs();
   const int32_t bucket = bucket_of(n);
+  const bool sharded = model_->layout().sharded();
+  const Key key{bucket, sharded && b.greedy};
   const Layout l = layout_for(max_num_seqs_, max_blocks_);
   int32_t* h = host_inputs_.data();
   const int32_t scratch_slot = scratch_block_ * block_size_;
@@ -116,6 +124,7 @@ Result<std::vector<float>> DecodeGraphs::run(const StepBatch& b, const model::Kv
     h[l.query_start + i] = i;
     h[l.context_len + i] = real ? b.context_len[s] : 1;
     h[l.logits_indices + i] = i;
+    if (sharded) h[l.embedding_rows + i] = model_->embedding_row(h[l.token_ids + i]);
     int32_t* row = h + l.block_tables + static_cast<int64_t>(i) * max_blocks_;
     if (real) {
       const int32_t* src = b.block_tables.data() + static_cast<int64_t>(i) * b.max_blocks_per_seq;
@@ -133,44 +142,61 @@ Result<std::vector<float>> DecodeGraphs::run(const StepBatch& b, const model::Kv
     scratch_epoch_ = backend_->scratch_epoch();
     workspace_epoch_ = model_->workspace_epoch();
   }
-  auto found = graphs_.find(bucket);
+  last_ = key;
+  const std::string what = fmt::format("the decode graph of batch {}{}", bucket, key.second ? " (greedy)" : "");
+  auto found = graphs_.find(key);
   if (found != graphs_.end()) {
     found->second->replay();
     ++replays_;
-  } else if (!warmed_[bucket]) {
+  } else if (!warmed_[key]) {
     // The first step of a bucket runs eagerly: the ops size their scratch
     // buffers now, so the capture below allocates nothing.
-    RETURN_IF_ERROR(enqueue(bucket, kv));
-    warmed_[bucket] = true;
+    RETURN_IF_ERROR(enqueue(bucket, key.second, kv));
+    warmed_[key] = true;
   } else {
     RETURN_IF_ERROR(kernels::CudaGraph::begin_capture(*backend_));
-    Status st = enqueue(bucket, kv);
+    Status st = enqueue(bucket, key.second, kv);
     auto graph = kernels::CudaGraph::end_capture(*backend_);
-    if (!st.is_ok()) return st.with_context("capturing the decode graph of batch " + std::to_string(bucket));
-    if (!graph.is_ok()) return graph.status().with_context("capturing the decode graph of batch " + std::to_string(bucket));
+    if (!st.is_ok()) return st.with_context("capturing " + what);
+    if (!graph.is_ok()) return graph.status().with_context("capturing " + what);
     if (backend_->scratch_epoch() != scratch_epoch_ || model_->workspace_epoch() != workspace_epoch_) {
       // Cannot happen after the bucket's eager step sized everything; a
       // graph that allocated would read memory it does not own.
-      return Status::internal("a scratch buffer grew while capturing the decode graph of batch " +
-                              std::to_string(bucket));
+      return Status::internal("a scratch buffer grew while capturing " + what);
     }
     (*graph)->replay();
-    graphs_[bucket] = std::shared_ptr<kernels::CudaGraph>(std::move(graph).value());
+    graphs_[key] = std::shared_ptr<kernels::CudaGraph>(std::move(graph).value());
     ++replays_;
   }
-  const int64_t vocab = model_->config().vocab_size;
+  return Status::ok();
+#else
+  (void)b, (void)kv;
+  return Status::unavailable("decode graphs need a build with the CUDA backend");
+#endif
+}
+
+Result<std::vector<float>> DecodeGraphs::read(int32_t n, std::vector<int32_t>* greedy_ids) {
   if (greedy_ids != nullptr) {
     greedy_ids->resize(static_cast<std::size_t>(n));
     backend_->copy_to_host(greedy_ids->data(), ids_->data(), greedy_ids->size() * sizeof(int32_t));
     return std::vector<float>();
   }
-  std::vector<float> logits(static_cast<std::size_t>(n * vocab));
-  backend_->copy_to_host(logits.data(), logits_->data(), logits.size() * sizeof(float));
-  return logits;
-#else
-  (void)b, (void)kv, (void)greedy_ids;
-  return Status::unavailable("decode graphs need a build with the CUDA backend");
-#endif
+  const int64_t vocab = model_->config().vocab_size;
+  if (!model_->layout().sharded()) {
+    std::vector<float> logits(static_cast<std::size_t>(n * vocab));
+    backend_->copy_to_host(logits.data(), logits_->data(), logits.size() * sizeof(float));
+    return logits;
+  }
+  if (last_.second) return Status::internal("decode graphs: a greedy step left no logits to read");
+  // [world_size, bucket, vocab_per_rank]: the bucket's padding rows are
+  // joined too, then dropped.
+  const int32_t bucket = last_.first;
+  std::vector<float> gathered(static_cast<std::size_t>(model_->logits_floats(bucket)));
+  backend_->copy_to_host(gathered.data(), logits_->data(), gathered.size() * sizeof(float));
+  std::vector<float> joined(static_cast<std::size_t>(bucket * vocab));
+  model_->join_logits(gathered.data(), bucket, joined.data());
+  joined.resize(static_cast<std::size_t>(n * vocab));
+  return joined;
 }
 
 }  // namespace llmctl::engine

@@ -11,12 +11,20 @@
 // max_blocks wide, and each bucket's first step runs eagerly (sizing every
 // scratch buffer the ops grow on demand) before it is captured.
 //
-// Only for a CUDA backend, one process holding the whole model; everything
-// else runs eagerly. Used on the engine thread only.
+// Only for a CUDA backend; everything else runs eagerly. Under tensor
+// parallel every rank keeps its own graphs, with the NCCL collectives of the
+// step captured on the group's stream: all ranks get the same batches, so
+// they pick the same bucket and replay (or run eagerly) the same sequence of
+// collectives. A graph captured on one rank while another replays is fine:
+// capture runs nothing, and the replay that follows it issues the same
+// collectives as any replay. Plain-greedy steps and the others replay
+// different graphs when sharded (pairs of (maximum, index) vs the logits
+// cross the group). Used on the engine thread only.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <memory>
 #include <vector>
 
@@ -43,12 +51,19 @@ class DecodeGraphs {
   // and samples, and there are at most max_num_seqs of them.
   bool accepts(const StepBatch& b) const;
 
-  // Runs `b` (accepts(b) must hold). Returns logits [n, vocab] on the host,
-  // or, with greedy_ids, the argmax ids there and no logits.
-  Result<std::vector<float>> run(const StepBatch& b, const model::KvCacheView& kv, std::vector<int32_t>* greedy_ids);
+  // Enqueues `b` (accepts(b) must hold) as its bucket's graph, capturing it
+  // first when needed; a collective that fails while capturing is an error.
+  // Under tensor parallel the caller then waits on the group (bounded),
+  // before read() waits on the device without a time-out.
+  Status launch(const StepBatch& b, const model::KvCacheView& kv);
+  // The results of the last launch() of a batch of n sequences: with
+  // greedy_ids, the argmax ids there and no logits; else logits [n, vocab]
+  // on the host (a sharded model's joined). Without greedy_ids the batch
+  // must not have been a greedy one of a sharded model.
+  Result<std::vector<float>> read(int32_t n, std::vector<int32_t>* greedy_ids);
 
-  // The last step's logits on the device, [bucket, vocab] (one process
-  // holding the whole vocabulary): sampling reads its first n rows.
+  // The last launch()'s logits on the device, [bucket, vocab] (one
+  // process holding the whole vocabulary): sampling reads its first n rows.
   float* logits() const { return logits_ ? logits_->f32() : nullptr; }
   int64_t replays() const { return replays_; }
   int64_t captures() const { return static_cast<int64_t>(graphs_.size()); }
@@ -57,7 +72,7 @@ class DecodeGraphs {
   DecodeGraphs() = default;
   int32_t bucket_of(int32_t n) const;
   // The forward (and argmax) of a bucket on the fixed buffers, enqueued.
-  Status enqueue(int32_t bucket, const model::KvCacheView& kv);
+  Status enqueue(int32_t bucket, bool greedy, const model::KvCacheView& kv);
 
   kernels::Backend* backend_ = nullptr;
   model::DecoderModel* model_ = nullptr;
@@ -65,10 +80,13 @@ class DecodeGraphs {
   std::vector<int32_t> buckets_;
   std::unique_ptr<kernels::DeviceBuffer> inputs_, logits_, ids_;
   std::vector<int32_t> host_inputs_;
-  // shared_ptr: destroying it needs no complete CudaGraph, which CPU-only
-  // builds do not have.
-  std::map<int32_t, std::shared_ptr<kernels::CudaGraph>> graphs_;
-  std::map<int32_t, bool> warmed_;
+  // By (bucket, the step is greedy on a sharded model). shared_ptr:
+  // destroying it needs no complete CudaGraph, which CPU-only builds do not
+  // have.
+  using Key = std::pair<int32_t, bool>;
+  std::map<Key, std::shared_ptr<kernels::CudaGraph>> graphs_;
+  std::map<Key, bool> warmed_;
+  Key last_{0, false};  // what the last launch() ran
   // What the captured graphs read: when the backend's scratch or the
   // model's workspace moved since, they are dropped and captured again.
   uint64_t scratch_epoch_ = 0, workspace_epoch_ = 0;

@@ -67,7 +67,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
     RETURN_IF_ERROR(e->runner_->resize_kv(sc.num_blocks));
   }
   RETURN_IF_ERROR(sc.validate());
-  if (!ec.enforce_eager && ec.communicator == nullptr && measure) {
+  if (!ec.enforce_eager && measure) {
     // Only devices that report memory (CUDA) have graphs; elsewhere this is a no-op.
     if (Status st = e->runner_->enable_decode_graphs(sc.max_num_seqs, sc.max_model_len); !st.is_ok()) {
       logger("engine")->info("decode steps run eagerly: {}", st.message());

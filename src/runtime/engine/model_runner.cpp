@@ -80,9 +80,21 @@ Status ModelRunner::allocate_kv(int32_t num_blocks) {
 }
 
 Status ModelRunner::enable_decode_graphs(int32_t max_num_seqs, int32_t max_model_len) {
-  if (group_ != nullptr) return Status::unavailable("decode graphs are not used under tensor parallel yet");
   ASSIGN_OR_RETURN(graphs_, DecodeGraphs::create(*backend_, *model_, max_num_seqs, max_model_len, kv_.block_size,
                                                  /*scratch_block=*/num_blocks_));
+  if (comm_ != nullptr) {
+    if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
+    RankMessage graphs;
+    graphs.kind = RankMessage::Kind::kGraphs;
+    graphs.max_num_seqs = max_num_seqs;
+    graphs.max_model_len = max_model_len;
+    std::string bytes = graphs.encode();
+    if (Status st = comm_->broadcast_bytes(bytes, 0); !st.is_ok()) {
+      comm_failed_ = true;
+      graphs_.reset();
+      return st.with_context("telling the other ranks to replay decode graphs");
+    }
+  }
   return Status::ok();
 }
 
@@ -147,6 +159,7 @@ Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vec
 Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids,
                                                   const SamplingBatch* sampling) {
   const auto t0 = std::chrono::steady_clock::now();
+  batch.greedy = greedy_ids != nullptr && sampling == nullptr;
   if (comm_ != nullptr) {
     if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
     RankMessage step;
@@ -215,16 +228,22 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
       t.wait_ms += ms_since(launched);
     }
   } clocked{timing_, t0, {}};
+  // Rank 0 flags plain-greedy steps in the batch (run_batch), so every rank
+  // exchanges the same thing: (maximum, index) pairs instead of logits.
+  const bool greedy = b.greedy || (group_ == nullptr && greedy_ids != nullptr && sampling == nullptr);
   if (graphs_ != nullptr && graphs_->accepts(b)) {
     clocked.graph = true;
-    if (sampling != nullptr) {
+    RETURN_IF_ERROR(graphs_->launch(b, kv_));
+    if (group_ != nullptr) {
+      RETURN_IF_ERROR(group_->synchronize());  // bounded, unlike read()'s copy
+      if (group_->rank() != 0) return std::vector<float>();
+    }
+    if (sampling != nullptr && group_ == nullptr) {
       if (sampling->rows() != b.num_seqs()) return Status::internal("a sampling row per sequence is needed");
-      std::vector<int32_t> argmax_ids;  // unused: the rows are drawn from the graph's logits
-      RETURN_IF_ERROR(graphs_->run(b, kv_, &argmax_ids).status());
       RETURN_IF_ERROR(sample_rows(graphs_->logits(), *sampling, greedy_ids));
       return std::vector<float>();
     }
-    return graphs_->run(b, kv_, greedy_ids);
+    return graphs_->read(b.num_seqs(), greedy ? greedy_ids : nullptr);
   }
   const int64_t T = b.num_tokens();
   // Host-side inputs, packed into one upload.
@@ -262,10 +281,17 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   if (model_->layout().sharded()) in.embedding_rows = base + offsets[7];
 
   const int64_t vocab = model_->config().vocab_size;
-  const int64_t out_floats = model_->logits_floats(in.num_logits);
+  // A sharded greedy step brings no logits together, not even on the device.
+  const bool sharded_greedy = greedy && model_->layout().sharded();
+  const int64_t out_floats = sharded_greedy ? 0 : model_->logits_floats(in.num_logits);
   ASSIGN_OR_RETURN(auto logits_dev,
                    backend_->allocate(std::max<std::size_t>(1, static_cast<std::size_t>(out_floats)) * sizeof(float)));
-  RETURN_IF_ERROR(model_->forward(in, kv_, logits_dev->f32()));
+  std::unique_ptr<kernels::DeviceBuffer> ids_dev;
+  if (greedy) {
+    ASSIGN_OR_RETURN(ids_dev, backend_->allocate(static_cast<std::size_t>(std::max<int64_t>(1, in.num_logits)) *
+                                                 sizeof(int32_t)));
+  }
+  RETURN_IF_ERROR(model_->forward(in, kv_, logits_dev->f32(), greedy ? ids_dev->i32() : nullptr));
   clocked.launched = std::chrono::steady_clock::now();
   if (group_ != nullptr) {
     // NCCL's collectives are only enqueued: a copy from the device now would
@@ -274,17 +300,17 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
     RETURN_IF_ERROR(group_->synchronize());
     if (group_->rank() != 0) return std::vector<float>();
   }
+  if (greedy && greedy_ids != nullptr) {
+    // Only the ids come back: 4 bytes per row.
+    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
+    backend_->copy_to_host(greedy_ids->data(), ids_dev->data(), greedy_ids->size() * sizeof(int32_t));
+    backend_->synchronize();
+    return std::vector<float>();
+  }
+  if (sharded_greedy) return Status::internal("a greedy step of a sharded model has no logits to return");
   if (sampling != nullptr && !model_->layout().sharded()) {
     if (sampling->rows() != in.num_logits) return Status::internal("a sampling row per logits row is needed");
     RETURN_IF_ERROR(sample_rows(logits_dev->f32(), *sampling, greedy_ids));
-    return std::vector<float>();
-  }
-  if (greedy_ids != nullptr && !model_->layout().sharded()) {
-    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
-    ASSIGN_OR_RETURN(auto ids_dev, backend_->allocate(std::max<std::size_t>(1, greedy_ids->size()) * sizeof(int32_t)));
-    backend_->argmax_rows(ids_dev->i32(), logits_dev->f32(), in.num_logits, vocab);
-    backend_->copy_to_host(greedy_ids->data(), ids_dev->data(), greedy_ids->size() * sizeof(int32_t));
-    backend_->synchronize();
     return std::vector<float>();
   }
   std::vector<float> logits(static_cast<std::size_t>(out_floats));
@@ -303,7 +329,7 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
     return std::vector<float>();
   }
   if (greedy_ids != nullptr) {
-    // The rows are whole only after the join: pick on the host.
+    // A batch not flagged greedy (execute() called directly): pick on the host.
     greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
     kernels::Backend::argmax_rows_on_host(greedy_ids->data(), joined.data(), in.num_logits, vocab);
   }

@@ -47,16 +47,19 @@ class ModelRunner {
   // Runs one step. Returns logits [num_sampling, vocab] (host, row-major), one
   // row per scheduled sequence with sample == true, in schedule order.
   // With `greedy_ids`, every sampling row is plain greedy: each row's first
-  // maximum goes there (picked on the device when one process holds the
-  // whole vocabulary, so only 4 bytes per row come back) and the returned
-  // logits may be empty.
+  // maximum goes there, picked on the device (under tensor parallel each
+  // rank picks in its vocabulary slice and the ranks exchange only
+  // (maximum, index) pairs), so only 4 bytes per row come back and the
+  // returned logits are empty.
   // With `sampling` (a row per sampling sequence) instead, each row's token
   // is drawn on the device (Backend::sample_rows; the host's twin on the
   // joined logits of a sharded model) into *greedy_ids; no logits return.
   Result<std::vector<float>> run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids = nullptr,
                                  const SamplingBatch* sampling = nullptr);
   // Runs a batch as built by StepBatch::from_schedule (on every rank; ranks
-  // other than 0 return no logits, since only rank 0 samples).
+  // other than 0 return no logits, since only rank 0 samples). batch.greedy
+  // (set by run() on rank 0 and sent with the batch) selects the pairs
+  // exchange on every rank.
   Result<std::vector<float>> execute(const StepBatch& batch, std::vector<int32_t>* greedy_ids = nullptr,
                                      const SamplingBatch* sampling = nullptr);
 
@@ -70,16 +73,17 @@ class ModelRunner {
   // 0 tells the others); its contents are lost.
   Status resize_kv(int32_t num_blocks);
   kernels::Backend::MemoryInfo memory_info() { return backend_->memory_info(); }
+  kernels::KvDtype kv_dtype() const { return backend_->kv_dtype(); }
   // From now on, steps where every sequence decodes one token replay CUDA
-  // graphs (decode_graphs.h); UNAVAILABLE on a backend or layout without
-  // them. Dropped by resize_kv(). Call after the KV cache has its final size.
+  // graphs (decode_graphs.h); UNAVAILABLE on a backend without them. Rank 0
+  // of a group tells the other ranks to do the same. Dropped by resize_kv().
+  // Call after the KV cache has its final size.
   Status enable_decode_graphs(int32_t max_num_seqs, int32_t max_model_len);
   int64_t graph_replays() const;
   // Bytes of KV cache one block takes on this rank (its share of the KV heads).
   int64_t rank_kv_block_bytes() const;
 
   const model::ModelConfig& config() const { return model_->config(); }
-  kernels::KvDtype kv_dtype() const { return backend_->kv_dtype(); }
 
  private:
   ModelRunner() = default;

@@ -1,5 +1,6 @@
 #include "runtime/engine/rank_worker.h"
 
+#include "common/logging.h"
 #include "kernels/backend_factory.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/engine/model_runner.h"
@@ -28,6 +29,14 @@ Status serve_rank(std::unique_ptr<kernels::Backend> backend, const model::ModelC
     if (msg.kind == RankMessage::Kind::kInit) {
       // Rank 0 sized the KV cache after its profiling step.
       if (Status st = runner->resize_kv(msg.num_blocks); !st.is_ok()) return st.with_context(who);
+      continue;
+    }
+    if (msg.kind == RankMessage::Kind::kGraphs) {
+      // Rank 0 replays decode graphs; eager steps here would issue the same
+      // collectives, so a rank that cannot capture still keeps in step.
+      if (Status st = runner->enable_decode_graphs(msg.max_num_seqs, msg.max_model_len); !st.is_ok()) {
+        logger("engine")->warn("{}: decode steps run eagerly: {}", who, st.message());
+      }
       continue;
     }
     auto logits = runner->execute(msg.batch);

@@ -45,11 +45,13 @@ auto vectors_of(Batch& b, int i) {
 }  // namespace
 
 // Layout, int32 words in host byte order (ranks run the same binary on the
-// same architecture): kind, num_blocks, block_size, max_blocks_per_seq, then
-// the seven vector sizes, then their elements in that order.
+// same architecture): kind, num_blocks, block_size, max_num_seqs,
+// max_model_len, max_blocks_per_seq, greedy (0 or 1), then the seven vector
+// sizes, then their elements in that order.
 std::string RankMessage::encode() const {
   const StepBatch& b = batch;
-  std::vector<int32_t> words = {static_cast<int32_t>(kind), num_blocks, block_size, b.max_blocks_per_seq};
+  std::vector<int32_t> words = {static_cast<int32_t>(kind), num_blocks,           block_size,      max_num_seqs,
+                                max_model_len,             b.max_blocks_per_seq, b.greedy ? 1 : 0};
   for (int i = 0; i < kNumVectors; ++i) words.push_back(static_cast<int32_t>(vectors_of(b, i)->size()));
   for (int i = 0; i < kNumVectors; ++i) words.insert(words.end(), vectors_of(b, i)->begin(), vectors_of(b, i)->end());
   std::string bytes(words.size() * sizeof(int32_t), '\0');
@@ -58,23 +60,30 @@ std::string RankMessage::encode() const {
 }
 
 Result<RankMessage> RankMessage::decode(const std::string& bytes) {
-  constexpr std::size_t kHeaderWords = 4 + kNumVectors;
+  constexpr std::size_t kFixedWords = 7;
+  constexpr std::size_t kHeaderWords = kFixedWords + kNumVectors;
   if (bytes.size() % sizeof(int32_t) != 0 || bytes.size() < kHeaderWords * sizeof(int32_t)) {
     return Status::invalid_argument("rank message of " + std::to_string(bytes.size()) + " bytes is malformed");
   }
   std::vector<int32_t> words(bytes.size() / sizeof(int32_t));
   std::memcpy(words.data(), bytes.data(), bytes.size());
   RankMessage m;
-  if (words[0] < 1 || words[0] > 3) {
+  if (words[0] < 1 || words[0] > 4) {
     return Status::invalid_argument("rank message of unknown kind " + std::to_string(words[0]));
   }
   m.kind = static_cast<Kind>(words[0]);
   m.num_blocks = words[1];
   m.block_size = words[2];
-  m.batch.max_blocks_per_seq = words[3];
+  m.max_num_seqs = words[3];
+  m.max_model_len = words[4];
+  m.batch.max_blocks_per_seq = words[5];
+  if (words[6] != 0 && words[6] != 1) {
+    return Status::invalid_argument("rank message: greedy flag " + std::to_string(words[6]) + " is neither 0 nor 1");
+  }
+  m.batch.greedy = words[6] == 1;
   std::size_t pos = kHeaderWords;
   for (int i = 0; i < kNumVectors; ++i) {
-    const int32_t n = words[4 + static_cast<std::size_t>(i)];
+    const int32_t n = words[kFixedWords + static_cast<std::size_t>(i)];
     if (n < 0 || pos + static_cast<std::size_t>(n) > words.size()) {
       return Status::invalid_argument("rank message: vector " + std::to_string(i) + " of " + std::to_string(n) +
                                       " elements runs past the " + std::to_string(bytes.size()) + " bytes received");

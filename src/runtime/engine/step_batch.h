@@ -22,6 +22,10 @@ struct StepBatch {
   std::vector<int32_t> context_len;     // [num_seqs]
   std::vector<int32_t> block_tables;    // [num_seqs, max_blocks_per_seq]
   std::vector<int32_t> logits_indices;  // rows of T that sample
+  // Every sampling row is plain greedy: the ranks exchange only each row's
+  // (maximum, index) of their vocabulary slice, not the logits, so all of
+  // them must know (DecoderModel::forward's greedy_ids).
+  bool greedy = false;
 
   int64_t num_tokens() const { return static_cast<int64_t>(token_ids.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(context_len.size()); }
@@ -31,9 +35,11 @@ struct StepBatch {
 
 // What rank 0 broadcasts to the other ranks, one message per collective call.
 struct RankMessage {
-  enum class Kind : int32_t { kInit = 1, kStep = 2, kStop = 3 };
+  enum class Kind : int32_t { kInit = 1, kStep = 2, kStop = 3, kGraphs = 4 };
   Kind kind = Kind::kStep;
   int32_t num_blocks = 0, block_size = 0;  // kInit: the KV cache every rank allocates
+  // kGraphs: every rank replays decode graphs from now on (enable_decode_graphs).
+  int32_t max_num_seqs = 0, max_model_len = 0;
   StepBatch batch;                         // kStep
 
   std::string encode() const;

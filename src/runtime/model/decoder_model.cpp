@@ -149,6 +149,9 @@ Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
     if (layout_.sharded()) {
       ASSIGN_OR_RETURN(local_logits_, backend_->allocate(static_cast<std::size_t>(num_logits * layout_.vocab_per_rank) *
                                                          sizeof(float)));
+      const auto pair_bytes = static_cast<std::size_t>(num_logits) * 2 * sizeof(float);
+      ASSIGN_OR_RETURN(local_pairs_, backend_->allocate(pair_bytes));
+      ASSIGN_OR_RETURN(gathered_pairs_, backend_->allocate(pair_bytes * static_cast<std::size_t>(layout_.world_size)));
     }
     capacity_logits_ = num_logits;
     ++workspace_epoch_;
@@ -156,7 +159,7 @@ Status DecoderModel::ensure_workspace(int64_t num_tokens, int64_t num_logits) {
   return Status::ok();
 }
 
-Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, float* logits) {
+Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, float* logits, int32_t* greedy_ids) {
   const ModelConfig& c = config_;
   const int64_t T = in.num_tokens, H = c.hidden_size, D = c.head_dim;
   // This rank's heads and MLP columns (all of them without tensor parallel).
@@ -214,9 +217,18 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
     if (comm_ != nullptr) {
       const int64_t per_rank = layout_.vocab_per_rank;
       b.linear(local_logits_->f32(), picked_->f32(), lm_head_ptr_, nullptr, in.num_logits, per_rank, H);
-      RETURN_IF_ERROR(comm_->all_gather(local_logits_->f32(), logits, in.num_logits * per_rank));
+      if (greedy_ids != nullptr) {
+        // A few bytes per row cross the group instead of the vocabulary's logits.
+        b.argmax_with_value(local_pairs_->f32(), local_logits_->f32(), in.num_logits, per_rank, layout_.vocab_rows,
+                            layout_.vocab_begin);
+        RETURN_IF_ERROR(comm_->all_gather(local_pairs_->f32(), gathered_pairs_->f32(), in.num_logits * 2));
+        b.merge_argmax(greedy_ids, gathered_pairs_->f32(), layout_.world_size, in.num_logits);
+      } else {
+        RETURN_IF_ERROR(comm_->all_gather(local_logits_->f32(), logits, in.num_logits * per_rank));
+      }
     } else {
       b.linear(logits, picked_->f32(), lm_head_ptr_, nullptr, in.num_logits, c.vocab_size, H);
+      if (greedy_ids != nullptr) b.argmax_rows(greedy_ids, logits, in.num_logits, c.vocab_size);
     }
   }
   return Status::ok();

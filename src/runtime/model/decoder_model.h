@@ -13,7 +13,8 @@
 // rank's ShardLayout slices; q/k/v and gate/up are column-parallel, o_proj and
 // down_proj row-parallel with one all_reduce_sum each, the embedding and the
 // LM head vocab-parallel (lookup of the rank's rows then all_reduce_sum;
-// logits slice then all_gather). Every rank must call forward() with the same
+// logits slice then all_gather, or for plain-greedy steps only each row's
+// (maximum, index) of the slice). Every rank must call forward() with the same
 // inputs. Not thread-safe: driven by the ModelRunner's thread only.
 #pragma once
 
@@ -87,8 +88,13 @@ class DecoderModel {
 
   // Runs the decoder on the step's tokens, writes their K/V into the cache,
   // and writes logits_floats(num_logits) floats to `logits` (backend memory).
-  // Fails only when a collective fails (a rank gone or timed out).
-  Status forward(const ForwardInputs& in, const KvCacheView& kv, float* logits);
+  // With greedy_ids (backend memory, [num_logits]) every logits row is plain
+  // greedy: each row's first maximum over the whole vocabulary goes there,
+  // picked on the device. Sharded, the ranks then exchange only (maximum,
+  // index) pairs, so `logits` is not written (it may be null); every rank
+  // must pass greedy_ids or none. Fails only when a collective fails (a rank
+  // gone or timed out).
+  Status forward(const ForwardInputs& in, const KvCacheView& kv, float* logits, int32_t* greedy_ids = nullptr);
 
  private:
   struct Layer {
@@ -116,6 +122,9 @@ class DecoderModel {
   uint64_t workspace_epoch_ = 0;
   std::unique_ptr<kernels::DeviceBuffer> hidden_, residual_, normed_, qkv_, attn_, gate_up_, act_, picked_,
       local_logits_;
+  // Sharded greedy: this rank's [num_logits, 2] (maximum, index) pairs, then
+  // every rank's, gathered: [world_size, num_logits, 2].
+  std::unique_ptr<kernels::DeviceBuffer> local_pairs_, gathered_pairs_;
 };
 
 }  // namespace llmctl::model

@@ -172,9 +172,21 @@ TEST_CASE("rank messages round-trip and reject malformed bytes") {
   m.batch.context_len = {3};
   m.batch.block_tables = {2, 0, 0};
   m.batch.logits_indices = {2};
+  CHECK_FALSE(RankMessage::decode(m.encode())->batch.greedy);
+  m.batch.greedy = true;
   auto back = RankMessage::decode(m.encode());
   REQUIRE(back.is_ok());
   CHECK(back->kind == RankMessage::Kind::kStep);
+  CHECK(back->batch.greedy);
+  RankMessage graphs;
+  graphs.kind = RankMessage::Kind::kGraphs;
+  graphs.max_num_seqs = 64;
+  graphs.max_model_len = 1024;
+  auto graphs_back = RankMessage::decode(graphs.encode());
+  REQUIRE(graphs_back.is_ok());
+  CHECK(graphs_back->kind == RankMessage::Kind::kGraphs);
+  CHECK(graphs_back->max_num_seqs == 64);
+  CHECK(graphs_back->max_model_len == 1024);
   CHECK(back->batch.max_blocks_per_seq == 3);
   CHECK(back->batch.token_ids == m.batch.token_ids);
   CHECK(back->batch.slot_mapping == m.batch.slot_mapping);
@@ -184,5 +196,8 @@ TEST_CASE("rank messages round-trip and reject malformed bytes") {
   CHECK_FALSE(RankMessage::decode(bytes.substr(0, bytes.size() - 4)).is_ok());
   CHECK_FALSE(RankMessage::decode("abc").is_ok());
   bytes[0] = 9;
+  CHECK_FALSE(RankMessage::decode(bytes).is_ok());
+  bytes = m.encode();
+  bytes[6 * sizeof(int32_t)] = 2;  // the greedy flag
   CHECK_FALSE(RankMessage::decode(bytes).is_ok());
 }
