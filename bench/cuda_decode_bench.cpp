@@ -115,17 +115,15 @@ llmctl::model::ModelWeights random_weights(const ModelConfig& c) {
   uint64_t seed = 1;
   for (const llmctl::model::WeightSpec& spec : llmctl::model::expected_weights(c)) {
     if (!spec.required) continue;  // tied lm_head
-    llmctl::model::Weight w;
-    w.shape = spec.shape;
     int64_t n = 1;
     for (int64_t d : spec.shape) n *= d;
-    w.data.resize(static_cast<std::size_t>(n));
+    std::vector<float> values(static_cast<std::size_t>(n));
     const bool is_norm = spec.shape.size() == 1;
-    fill_random(w.data, is_norm ? 0.1f : 0.02f, seed++);
+    fill_random(values, is_norm ? 0.1f : 0.02f, seed++);
     if (is_norm) {
-      for (float& x : w.data) x += 1.0f;
+      for (float& x : values) x += 1.0f;
     }
-    weights.put(spec.name, std::move(w));
+    weights.put(spec.name, llmctl::model::Weight::from_f32(spec.shape, values));
   }
   return weights;
 }

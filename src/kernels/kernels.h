@@ -21,11 +21,12 @@ namespace llmctl::kernels {
 
 class Backend;
 
-// How a backend stores the weights linear() reads. Activations, norms,
-// biases, embeddings and the KV cache stay fp32 in every backend.
-enum class WeightDtype { kF32, kBF16 };
+// How a backend stores the weights linear() and embedding() read (kF32 or
+// kBF16), and the element types upload_weight() takes from a checkpoint (all
+// three). Activations, norms, biases and the KV cache stay fp32 in every backend.
+enum class WeightDtype { kF32, kBF16, kF16 };
 
-constexpr std::size_t weight_dtype_size_bytes(WeightDtype dtype) { return dtype == WeightDtype::kBF16 ? 2 : 4; }
+constexpr std::size_t weight_dtype_size_bytes(WeightDtype dtype) { return dtype == WeightDtype::kF32 ? 4 : 2; }
 
 // Memory owned by a backend; freed when destroyed. Not copyable.
 class DeviceBuffer {
@@ -134,17 +135,23 @@ class Backend {
   // before then reads the old, freed one and must be captured again.
   virtual uint64_t scratch_epoch() const { return 0; }
 
-  // The dtype of linear() weights (kF32 unless a backend overrides it). A
-  // weight buffer holds count * weight_dtype_size_bytes(weight_dtype()) bytes
-  // and is filled by copy_weight_to_device, which converts `count` fp32 host
-  // values (round to nearest even for bf16) to dst in that dtype.
+  // The dtype of linear() weights and the embedding table (kF32 unless a
+  // backend overrides it). A weight buffer holds count *
+  // weight_dtype_size_bytes(weight_dtype()) bytes and is filled by
+  // upload_weight, which converts `count` host elements of src_dtype (any
+  // alignment, e.g. a view of a mapped checkpoint) to dst in that dtype
+  // (round to nearest even for bf16). src is read before the call returns;
+  // the device side may still be in flight (later ops on the backend are
+  // ordered after it, copy_to_host and synchronize wait for it).
   virtual WeightDtype weight_dtype() const { return WeightDtype::kF32; }
-  virtual void copy_weight_to_device(void* dst, const float* src, std::size_t count) {
-    copy_to_device(dst, src, count * sizeof(float));
+  virtual void upload_weight(void* dst, const void* src, WeightDtype src_dtype, std::size_t count) = 0;
+  // upload_weight of fp32 host values.
+  void copy_weight_to_device(void* dst, const float* src, std::size_t count) {
+    upload_weight(dst, src, WeightDtype::kF32, count);
   }
 
-  // out[T, H] = table[ids[t], :]; table: [V, H].
-  virtual void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens,
+  // out[T, H] = table[ids[t], :]; table: [V, H] in weight_dtype().
+  virtual void embedding(float* out, const int32_t* ids, const void* table, int64_t num_tokens,
                          int64_t hidden) = 0;
 
   // out[R, N] = x[R, N] / sqrt(mean(x^2) + eps) * weight[N], per row. R rows of

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/weight_convert.h"
 
 namespace llmctl::kernels {
 
@@ -62,9 +63,22 @@ class CpuBackend final : public Backend {
   void copy_to_host(void* dst, const void* src, std::size_t n) override { std::memcpy(dst, src, n); }
   void synchronize() override {}
 
-  void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden) override {
+  // Weights are fp32 here; the conversion of a bf16/f16 checkpoint runs on
+  // the pool's threads (a large model is mostly this at start-up).
+  void upload_weight(void* dst, const void* src, WeightDtype src_dtype, std::size_t count) override {
+    const auto* in = static_cast<const unsigned char*>(src);
+    const std::size_t element = weight_dtype_size_bytes(src_dtype);
+    auto* out = static_cast<float*>(dst);
+    pool_.parallel_for(static_cast<int64_t>(count), int64_t{1} << 16, [&](int64_t b, int64_t e) {
+      const auto begin = static_cast<std::size_t>(b);
+      convert_weight_to_f32(src_dtype, in + begin * element, static_cast<std::size_t>(e - b), out + begin);
+    });
+  }
+
+  void embedding(float* out, const int32_t* ids, const void* table, int64_t num_tokens, int64_t hidden) override {
+    const auto* rows = static_cast<const float*>(table);  // weight_dtype() is kF32 here
     for (int64_t t = 0; t < num_tokens; ++t) {
-      std::memcpy(out + t * hidden, table + static_cast<int64_t>(ids[t]) * hidden, hidden * sizeof(float));
+      std::memcpy(out + t * hidden, rows + static_cast<int64_t>(ids[t]) * hidden, hidden * sizeof(float));
     }
   }
 

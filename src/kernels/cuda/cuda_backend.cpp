@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/weight_upload.h"
 
 namespace llmctl::kernels {
 namespace cuda {
@@ -114,28 +115,17 @@ class CudaBackend final : public Backend {
   // the bytes is close to half the step; the tensor cores take bf16 too.
   WeightDtype weight_dtype() const override { return WeightDtype::kBF16; }
 
-  // Through a device staging buffer in fp32, converted there: the host side
-  // stays a plain (pageable) copy and the rounding runs on the GPU.
-  void copy_weight_to_device(void* dst, const float* src, std::size_t count) override {
+  // bf16 is copied as-is, fp32 / f16 converted on the device (see
+  // WeightUploader); the next ops on the stream are ordered after it.
+  void upload_weight(void* dst, const void* src, WeightDtype src_dtype, std::size_t count) override {
     bind();
     CUDA_REQUIRE(reinterpret_cast<uintptr_t>(dst) % alignof(__nv_bfloat16) == 0);
-    if (count == 0) return;
-    const std::size_t chunk = count < kStagingFloats ? count : kStagingFloats;
-    void* staging = nullptr;
-    CUDA_CHECK(cudaMallocAsync(&staging, chunk * sizeof(float), stream_));
-    auto* out = static_cast<__nv_bfloat16*>(dst);
-    for (std::size_t done = 0; done < count; done += chunk) {
-      const std::size_t n = count - done < chunk ? count - done : chunk;
-      CUDA_CHECK(cudaMemcpyAsync(staging, src + done, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
-      convert_to_bf16(out + done, static_cast<const float*>(staging), static_cast<int64_t>(n), stream_);
-    }
-    CUDA_CHECK(cudaFreeAsync(staging, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the caller may free src on return
+    uploader_.upload(static_cast<__nv_bfloat16*>(dst), src, src_dtype, count, stream_);
   }
 
-  void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden) override {
+  void embedding(float* out, const int32_t* ids, const void* table, int64_t num_tokens, int64_t hidden) override {
     bind();
-    cuda::embedding(out, ids, table, num_tokens, hidden, stream_);
+    cuda::embedding(out, ids, static_cast<const __nv_bfloat16*>(table), num_tokens, hidden, stream_);
   }
   void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n, float eps) override {
     bind();
@@ -223,7 +213,6 @@ class CudaBackend final : public Backend {
 
   // cuBLASLt's recommendation for Hopper is 32 MiB.
   static constexpr std::size_t kCublasLtWorkspaceBytes = std::size_t{32} << 20;
-  static constexpr std::size_t kStagingFloats = std::size_t{16} << 20;  // 64 MiB per upload chunk
 
   int device_;
   cudaStream_t stream_ = nullptr;
@@ -232,6 +221,7 @@ class CudaBackend final : public Backend {
   bool own_stream_ = true;
   LinearScratch linear_;
   AttentionScratch attention_;
+  WeightUploader uploader_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cublasLt.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -16,7 +17,8 @@
 
 namespace llmctl::kernels::cuda {
 
-void embedding(float* out, const int32_t* ids, const float* table, int64_t num_tokens, int64_t hidden,
+// The table is bf16 (the backend's weight dtype).
+void embedding(float* out, const int32_t* ids, const __nv_bfloat16* table, int64_t num_tokens, int64_t hidden,
                cudaStream_t stream);
 
 void rms_norm(float* out, const float* x, const float* weight, int64_t rows, int64_t n, float eps,
@@ -31,6 +33,7 @@ void add_rms_norm(float* out, float* residual, const float* x, const float* weig
 
 // dst[i] = bf16(src[i]), round to nearest even.
 void convert_to_bf16(__nv_bfloat16* dst, const float* src, int64_t count, cudaStream_t stream);
+void convert_f16_to_bf16(__nv_bfloat16* dst, const __half* src, int64_t count, cudaStream_t stream);
 
 // Up to this many tokens linear() runs the own GEMV kernel; more go to cuBLASLt.
 inline constexpr int64_t kGemvMaxTokens = 8;

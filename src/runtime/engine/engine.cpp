@@ -1,6 +1,7 @@
 #include "runtime/engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <random>
 
 #include "common/logging.h"
@@ -36,9 +37,15 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
   const int32_t profile_tokens = std::max(1, std::min(sc.max_num_batched_tokens, sc.max_model_len));
   const int32_t profile_blocks = (profile_tokens + sc.block_size - 1) / sc.block_size;
   std::unique_ptr<Engine> e(new Engine());
+  // Start-up phases, logged once below, so a slow cold start shows its cause.
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  auto phase_start = Clock::now();
   ASSIGN_OR_RETURN(e->runner_, ModelRunner::create(std::move(backend), config, weights,
                                                        measure ? profile_blocks : sc.num_blocks, sc.block_size,
                                                        ec.communicator));
+  const double model_seconds = seconds_since(phase_start);
+  phase_start = Clock::now();
   if (measure) {
     RETURN_IF_ERROR(e->runner_->profile(profile_tokens, std::min(sc.max_num_seqs, profile_tokens)));
     const kernels::Backend::MemoryInfo mem = e->runner_->memory_info();
@@ -67,12 +74,17 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
     RETURN_IF_ERROR(e->runner_->resize_kv(sc.num_blocks));
   }
   RETURN_IF_ERROR(sc.validate());
+  const double kv_seconds = seconds_since(phase_start);
+  phase_start = Clock::now();
   if (!ec.enforce_eager && measure) {
     // Only devices that report memory (CUDA) have graphs; elsewhere this is a no-op.
     if (Status st = e->runner_->enable_decode_graphs(sc.max_num_seqs, sc.max_model_len); !st.is_ok()) {
       logger("engine")->info("decode steps run eagerly: {}", st.message());
     }
   }
+  logger("engine")->info("start-up: model on the backend in {:.2f} s; KV cache sized in {:.2f} s{}; decode graphs in {:.2f} s",
+                         model_seconds, kv_seconds, measure ? " (profiling step included)" : "",
+                         seconds_since(phase_start));
   e->config_ = config;
   e->eos_ids_ = std::move(eos_ids);
   e->detokenizer_ = std::move(detokenizer);

@@ -1,7 +1,9 @@
 #include "runtime/engine/engine_loader.h"
 
 #include <algorithm>
+#include <chrono>
 
+#include "common/logging.h"
 #include "kernels/backend_factory.h"
 #include "runtime/dist/communicator.h"
 
@@ -26,11 +28,19 @@ Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig conf
   if (config.communicator != nullptr) {
     ASSIGN_OR_RETURN(layout, model::ShardLayout::make(mc, config.communicator->rank(), config.communicator->world_size()));
   }
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
+  auto phase_start = Clock::now();
+  // Maps and checks the files; the bytes are read when the backend uploads them.
   ASSIGN_OR_RETURN(model::ModelWeights weights, model::load_model_weights(model_dir, mc, layout, progress));
+  const double map_seconds = seconds_since(phase_start);
   if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > mc.max_position_embeddings) {
     config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);
   }
+  phase_start = Clock::now();
   ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads, config.cuda_stream));
+  logger("engine")->info("start-up: {} checked in {:.2f} s; {} backend up in {:.2f} s", model_dir, map_seconds,
+                         backend->name(), seconds_since(phase_start));
   auto created = Engine::create(std::move(backend), mc, weights, config, out.eos_ids, std::move(detokenizer));
   if (!created.is_ok()) return created.status().with_context(model_dir);
   out.engine = std::move(created).value();

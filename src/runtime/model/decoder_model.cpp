@@ -1,9 +1,11 @@
 #include "runtime/model/decoder_model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
+#include "common/logging.h"
 #include "runtime/dist/communicator.h"
 #include "runtime/model/rope_frequencies.h"
 
@@ -11,26 +13,34 @@ namespace llmctl::model {
 
 Result<std::unique_ptr<kernels::DeviceBuffer>> DecoderModel::upload(const std::vector<const Weight*>& parts) {
   std::size_t total = 0;
-  for (const Weight* w : parts) total += w->data.size();
+  for (const Weight* w : parts) total += w->num_elements();
   ASSIGN_OR_RETURN(auto buf, backend_->allocate(total * sizeof(float)));
   std::size_t offset = 0;
   for (const Weight* w : parts) {
-    backend_->copy_to_device(buf->f32() + offset, w->data.data(), w->data.size() * sizeof(float));
-    offset += w->data.size();
+    const std::size_t n = w->num_elements();
+    if (w->dtype == DType::kF32) {
+      backend_->copy_to_device(buf->f32() + offset, w->data(), n * sizeof(float));
+    } else {  // norms and biases: small, converted here
+      const std::vector<float> values = w->to_f32();
+      backend_->copy_to_device(buf->f32() + offset, values.data(), n * sizeof(float));
+    }
+    offset += n;
   }
   return buf;
 }
 
-Result<std::unique_ptr<kernels::DeviceBuffer>> DecoderModel::upload_linear(const std::vector<const Weight*>& parts) {
+Result<std::unique_ptr<kernels::DeviceBuffer>> DecoderModel::upload_linear(const std::vector<const Weight*>& parts,
+                                                                           std::size_t zero_elements) {
   const std::size_t element = kernels::weight_dtype_size_bytes(backend_->weight_dtype());
-  std::size_t total = 0;
-  for (const Weight* w : parts) total += w->data.size();
-  ASSIGN_OR_RETURN(auto buf, backend_->allocate(total * element));
+  std::size_t total = zero_elements;
+  for (const Weight* w : parts) total += w->num_elements();
+  ASSIGN_OR_RETURN(auto buf, backend_->allocate(total * element));  // zero-filled: the trailing elements stay 0
   std::size_t offset = 0;
   for (const Weight* w : parts) {
-    backend_->copy_weight_to_device(static_cast<char*>(buf->data()) + offset * element, w->data.data(),
-                                    w->data.size());
-    offset += w->data.size();
+    const std::size_t n = w->num_elements();
+    backend_->upload_weight(static_cast<char*>(buf->data()) + offset * element, w->data(), weight_dtype_of(w->dtype),
+                            n);
+    offset += n;
   }
   return buf;
 }
@@ -49,27 +59,20 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
     if (w == nullptr) return Status::invalid_argument(name + ": missing from the loaded weights");
     return w;
   };
+  const auto started = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(const Weight* embed, get("model.embed_tokens.weight"));
-  if (layout.sharded()) {
-    // One zero row past the slice: what ids held by other ranks look up.
-    Weight zero_row;
-    zero_row.data.assign(static_cast<std::size_t>(config.hidden_size), 0.0f);
-    ASSIGN_OR_RETURN(m->embed_, m->upload({embed, &zero_row}));
-  } else {
-    ASSIGN_OR_RETURN(m->embed_, m->upload({embed}));
-  }
+  // Sharded: one zero row past the slice, what ids held by other ranks look up.
+  ASSIGN_OR_RETURN(m->embed_,
+                   m->upload_linear({embed}, layout.sharded() ? static_cast<std::size_t>(config.hidden_size) : 0));
   ASSIGN_OR_RETURN(const Weight* norm, get("model.norm.weight"));
   ASSIGN_OR_RETURN(m->final_norm_, m->upload({norm}));
   if (const Weight* head = weights.find("lm_head.weight"); head != nullptr && !config.tie_word_embeddings) {
     ASSIGN_OR_RETURN(m->lm_head_, m->upload_linear({head}));
     m->lm_head_ptr_ = m->lm_head_->data();
-  } else if (backend->weight_dtype() != kernels::WeightDtype::kF32) {
-    // The embedding lookup reads fp32; the logits GEMV wants the backend's
-    // weight dtype, so a tied table is kept twice.
-    ASSIGN_OR_RETURN(m->lm_head_, m->upload_linear({embed}));
-    m->lm_head_ptr_ = m->lm_head_->data();
   } else {
-    m->lm_head_ptr_ = m->embed_->f32();
+    // Tied: the table is in the weight dtype the logits GEMM reads, so the
+    // head is its first vocab_per_rank rows (the zero row is never read).
+    m->lm_head_ptr_ = m->embed_->data();
   }
   const std::vector<float> inv_freq = rope_inv_freq(config);
   ASSIGN_OR_RETURN(m->inv_freq_, backend->allocate(inv_freq.size() * sizeof(float)));
@@ -111,6 +114,11 @@ Result<std::unique_ptr<DecoderModel>> DecoderModel::create(const ModelConfig& co
     ASSIGN_OR_RETURN(layer.down_w, m->upload_linear({down}));
     m->layers_.push_back(std::move(layer));
   }
+  backend->synchronize();  // the uploads are asynchronous on a device
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double gb = static_cast<double>(weights.total_bytes()) / 1e9;
+  logger("engine")->info("loaded {:.2f} GB of weights to {} in {:.2f} s ({:.1f} GB/s)", gb, backend->name(), seconds,
+                         seconds > 0 ? gb / seconds : 0.0);
   return m;
 }
 
@@ -179,10 +187,10 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
   float* qkv = qkv_->f32();
 
   if (comm_ != nullptr) {
-    b.embedding(residual, in.embedding_rows, embed_->f32(), T, H);
+    b.embedding(residual, in.embedding_rows, embed_->data(), T, H);
     RETURN_IF_ERROR(comm_->all_reduce_sum(residual, T * H));
   } else {
-    b.embedding(residual, in.token_ids, embed_->f32(), T, H);
+    b.embedding(residual, in.token_ids, embed_->data(), T, H);
   }
   for (std::size_t l = 0; l < layers_.size(); ++l) {
     const Layer& L = layers_[l];

@@ -6,8 +6,8 @@
 // gets its own file beside this one.
 //
 // Weights live in backend memory; q/k/v and gate/up are fused at load so each
-// is one GEMM, and the weights linear() reads are stored in the backend's
-// weight_dtype() (bf16 on CUDA).
+// is one GEMM, and the weights linear() and embedding() read are stored in
+// the backend's weight_dtype() (bf16 on CUDA; a tied LM head shares the table).
 //
 // Tensor parallel (a Communicator of world_size > 1): the model holds one
 // rank's ShardLayout slices; q/k/v and gate/up are column-parallel, o_proj and
@@ -106,8 +106,10 @@ class DecoderModel {
       : config_(config), backend_(backend), comm_(comm), layout_(layout) {}
   Status ensure_workspace(int64_t num_tokens, int64_t num_logits);
   Result<std::unique_ptr<kernels::DeviceBuffer>> upload(const std::vector<const Weight*>& parts);
-  // Same, in the backend's weight_dtype(), for the weights linear() reads.
-  Result<std::unique_ptr<kernels::DeviceBuffer>> upload_linear(const std::vector<const Weight*>& parts);
+  // Same, in the backend's weight_dtype(), for the weights linear() and
+  // embedding() read, with zero_elements zeros after the parts.
+  Result<std::unique_ptr<kernels::DeviceBuffer>> upload_linear(const std::vector<const Weight*>& parts,
+                                                               std::size_t zero_elements = 0);
 
   ModelConfig config_;
   kernels::Backend* backend_;
@@ -115,7 +117,7 @@ class DecoderModel {
   ShardLayout layout_;
   std::unique_ptr<kernels::DeviceBuffer> embed_, final_norm_, lm_head_, inv_freq_;
   std::vector<Layer> layers_;
-  const void* lm_head_ptr_ = nullptr;  // lm_head_ or, when tied and fp32, embed_
+  const void* lm_head_ptr_ = nullptr;  // lm_head_ or, when tied, embed_
 
   // Activations, grown on demand (capacity in tokens).
   int64_t capacity_tokens_ = 0, capacity_logits_ = 0;

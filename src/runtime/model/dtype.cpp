@@ -1,7 +1,6 @@
 #include "runtime/model/dtype.h"
 
-#include <bit>
-#include <cstring>
+#include "kernels/weight_convert.h"
 
 namespace llmctl::model {
 
@@ -49,57 +48,21 @@ bool dtype_is_float_weight(DType dtype) {
   return dtype == DType::kF32 || dtype == DType::kF16 || dtype == DType::kBF16;
 }
 
-float bf16_to_f32(std::uint16_t bits) {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+kernels::WeightDtype weight_dtype_of(DType dtype) {
+  switch (dtype) {
+    case DType::kBF16: return kernels::WeightDtype::kBF16;
+    case DType::kF16: return kernels::WeightDtype::kF16;
+    default: return kernels::WeightDtype::kF32;
+  }
 }
 
-float f16_to_f32(std::uint16_t bits) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
-  std::uint32_t exponent = (bits >> 10) & 0x1fu;
-  std::uint32_t mantissa = bits & 0x3ffu;
-  std::uint32_t out;
-  if (exponent == 0) {
-    if (mantissa == 0) {
-      out = sign;
-    } else {  // subnormal: normalise
-      int shift = 0;
-      while ((mantissa & 0x400u) == 0) {
-        mantissa <<= 1;
-        ++shift;
-      }
-      mantissa &= 0x3ffu;
-      out = sign | (static_cast<std::uint32_t>(127 - 15 - shift + 1) << 23) | (mantissa << 13);
-    }
-  } else if (exponent == 0x1f) {
-    out = sign | 0x7f800000u | (mantissa << 13);
-  } else {
-    out = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-  }
-  return std::bit_cast<float>(out);
-}
+float bf16_to_f32(std::uint16_t bits) { return kernels::bf16_bits_to_f32(bits); }
+
+float f16_to_f32(std::uint16_t bits) { return kernels::f16_bits_to_f32(bits); }
 
 void convert_to_f32(DType dtype, const std::byte* src, std::size_t count, float* dst) {
-  switch (dtype) {
-    case DType::kF32:
-      std::memcpy(dst, src, count * 4);
-      return;
-    case DType::kBF16:
-      for (std::size_t i = 0; i < count; ++i) {
-        std::uint16_t bits;
-        std::memcpy(&bits, src + 2 * i, 2);
-        dst[i] = bf16_to_f32(bits);
-      }
-      return;
-    case DType::kF16:
-      for (std::size_t i = 0; i < count; ++i) {
-        std::uint16_t bits;
-        std::memcpy(&bits, src + 2 * i, 2);
-        dst[i] = f16_to_f32(bits);
-      }
-      return;
-    default:
-      return;
-  }
+  if (!dtype_is_float_weight(dtype)) return;
+  kernels::convert_weight_to_f32(weight_dtype_of(dtype), src, count, dst);
 }
 
 }  // namespace llmctl::model

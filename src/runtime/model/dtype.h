@@ -7,6 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "kernels/kernels.h"
+
 namespace llmctl::model {
 
 enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool };
@@ -21,6 +23,9 @@ bool dtype_is_float_weight(DType dtype);
 // Converts `count` little-endian elements of `dtype` at `src` (any alignment)
 // to fp32 at `dst`. Precondition: dtype_is_float_weight(dtype).
 void convert_to_f32(DType dtype, const std::byte* src, std::size_t count, float* dst);
+
+// The backend's name for a float weight type (kF32 for the others).
+kernels::WeightDtype weight_dtype_of(DType dtype);
 
 float bf16_to_f32(std::uint16_t bits);
 float f16_to_f32(std::uint16_t bits);

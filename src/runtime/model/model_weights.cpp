@@ -1,6 +1,7 @@
 #include "runtime/model/model_weights.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <unordered_map>
@@ -56,9 +57,30 @@ const Weight* ModelWeights::find(const std::string& name) const {
   return it == weights_.end() ? nullptr : &it->second;
 }
 
+std::size_t Weight::num_elements() const {
+  std::size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<std::size_t>(d);
+  return n;
+}
+
+std::vector<float> Weight::to_f32() const {
+  std::vector<float> out(num_elements());
+  convert_to_f32(dtype, data(), out.size(), out.data());
+  return out;
+}
+
+Weight Weight::from_f32(std::vector<int64_t> shape, const std::vector<float>& values) {
+  Weight w;
+  w.shape = std::move(shape);
+  w.dtype = DType::kF32;
+  w.owned.resize(values.size() * sizeof(float));
+  std::memcpy(w.owned.data(), values.data(), w.owned.size());
+  return w;
+}
+
 uint64_t ModelWeights::total_bytes() const {
   uint64_t n = 0;
-  for (const auto& [name, w] : weights_) n += w.data.size() * sizeof(float);
+  for (const auto& [name, w] : weights_) n += w.size_bytes();
   return n;
 }
 
@@ -66,7 +88,7 @@ namespace {
 
 // The shard files of a model folder, opened, and which file holds each tensor.
 struct ShardSet {
-  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::vector<std::shared_ptr<const SafetensorsFile>> files;
   std::unordered_map<std::string, const SafetensorsFile*> by_tensor;
 };
 
@@ -98,7 +120,7 @@ Status open_shards(const std::string& dir, ShardSet* set) {
   }
   for (const std::string& shard : shard_names) {
     ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::open(dir + "/" + shard));
-    set->files.push_back(std::make_unique<SafetensorsFile>(std::move(file)));
+    set->files.push_back(std::make_shared<const SafetensorsFile>(std::move(file)));
     const SafetensorsFile* f = set->files.back().get();
     for (const TensorInfo& t : f->header().tensors) {
       auto [it, inserted] = set->by_tensor.emplace(t.name, f);
@@ -158,35 +180,43 @@ Slice slice_of(const std::string& name, const ModelConfig& c, const ShardLayout&
   return {};
 }
 
-// Converts the slice of `info` into w (shape set, data sized); returns the
-// checkpoint bytes read.
-uint64_t convert_slice(const SafetensorsFile& file, const TensorInfo& info, const Slice& slice, Weight* w) {
+// Makes w the slice of `info`: a view of the mapping when the slice is
+// contiguous there (whole tensors, unpadded row ranges), else a copy of just
+// the slice's bytes. Returns the checkpoint bytes the slice covers.
+uint64_t slice_weight(const SafetensorsFile& file, const TensorInfo& info, const Slice& slice, Weight* w) {
   const std::byte* src = file.data(info);
   const std::size_t element = dtype_size_bytes(info.dtype);
   const int64_t width = info.shape.size() > 1 ? info.num_elements() / info.shape[0] : 1;
+  w->dtype = info.dtype;
   switch (slice.kind) {
     case Slice::Kind::kWhole:
       w->shape = info.shape;
-      w->data.resize(info.num_elements());
-      convert_to_f32(info.dtype, src, w->data.size(), w->data.data());
+      w->view = src;
       return info.end - info.begin;
     case Slice::Kind::kRows: {
       w->shape = info.shape;
       w->shape[0] = slice.padded_rows;
-      w->data.assign(static_cast<std::size_t>(slice.padded_rows * width), 0.0f);
-      const auto n = static_cast<std::size_t>(slice.count * width);
-      convert_to_f32(info.dtype, src + static_cast<std::size_t>(slice.begin * width) * element, n, w->data.data());
-      return n * element;
+      const auto n_bytes = static_cast<std::size_t>(slice.count * width) * element;
+      const std::byte* begin = src + static_cast<std::size_t>(slice.begin * width) * element;
+      if (slice.padded_rows == slice.count) {
+        w->view = begin;
+      } else {
+        // Zero rows past the vocabulary's end (the last rank's padding).
+        w->owned.assign(static_cast<std::size_t>(slice.padded_rows * width) * element, std::byte{0});
+        std::memcpy(w->owned.data(), begin, n_bytes);
+      }
+      return n_bytes;
     }
     case Slice::Kind::kColumns: {
       const int64_t rows = info.shape[0];
       w->shape = {rows, slice.count};
-      w->data.resize(static_cast<std::size_t>(rows * slice.count));
+      const auto row_bytes = static_cast<std::size_t>(slice.count) * element;
+      w->owned.resize(static_cast<std::size_t>(rows) * row_bytes);
       for (int64_t r = 0; r < rows; ++r) {
-        convert_to_f32(info.dtype, src + static_cast<std::size_t>(r * width + slice.begin) * element,
-                       static_cast<std::size_t>(slice.count), w->data.data() + r * slice.count);
+        std::memcpy(w->owned.data() + static_cast<std::size_t>(r) * row_bytes,
+                    src + static_cast<std::size_t>(r * width + slice.begin) * element, row_bytes);
       }
-      return static_cast<uint64_t>(rows * slice.count) * element;
+      return static_cast<uint64_t>(rows) * row_bytes;
     }
   }
   return 0;
@@ -205,7 +235,7 @@ Result<ModelWeights> load_model_weights(const std::string& model_dir, const Mode
   RETURN_IF_ERROR(open_shards(model_dir, &shards));
   const std::vector<WeightSpec> specs = expected_weights(config);
 
-  // Validate everything before converting anything: a wrong shape late in a
+  // Validate everything before reading anything: a wrong shape late in a
   // large model should not cost a full load.
   struct Step {
     const WeightSpec* spec;
@@ -239,10 +269,11 @@ Result<ModelWeights> load_model_weights(const std::string& model_dir, const Mode
   }
 
   ModelWeights weights;
+  for (const auto& file : shards.files) weights.keep_alive(file);
   uint64_t bytes_done = 0;
   for (const Step& step : plan) {
     Weight w;
-    const uint64_t read = convert_slice(*step.file, *step.info, step.slice, &w);
+    const uint64_t read = slice_weight(*step.file, *step.info, step.slice, &w);
     weights.put(step.spec->name, std::move(w));
     bytes_done = std::min(bytes_total, bytes_done + read);
     if (progress) progress(LoadProgress{bytes_done, bytes_total, step.spec->name});

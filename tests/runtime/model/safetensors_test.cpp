@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <numeric>
 
+#include "kernels/kernels.h"
 #include "runtime/model/dtype.h"
 #include "runtime/model/model_weights.h"
 #include "runtime/model/safetensors_file.h"
@@ -142,6 +144,12 @@ ModelConfig tiny_config() {
   return c.value();
 }
 
+std::size_t reference_elements(const std::vector<F32Tensor>& tensors) {
+  std::size_t n = 0;
+  for (const auto& t : tensors) n += t.values.size();
+  return n;
+}
+
 std::vector<F32Tensor> tensors_for(const ModelConfig& c) {
   std::vector<F32Tensor> out;
   float v = 0;
@@ -178,7 +186,7 @@ TEST_CASE("weights: single file loads with progress; wrong shape and missing ten
   REQUIRE(q != nullptr);
   CHECK(q->shape == std::vector<int64_t>{4, 4});
   CHECK(w->find("lm_head.weight") == nullptr);  // tied
-  CHECK(w->find("model.layers.0.self_attn.k_proj.bias")->data.size() == 2);
+  CHECK(w->find("model.layers.0.self_attn.k_proj.bias")->num_elements() == 2);
 
   auto bad = tensors;
   for (auto& t : bad) {
@@ -217,13 +225,64 @@ TEST_CASE("weights: sharded via model.safetensors.index.json") {
   auto w = load_model_weights(dir.string(), c);
   REQUIRE_MESSAGE(w.is_ok(), w.status().to_string());
   CHECK(w->all().size() == tensors.size());
-  CHECK(w->find(tensors.back().name)->data == tensors.back().values);
+  CHECK(w->find(tensors.back().name)->to_f32() == tensors.back().values);
 
   // The same tensor in both shards is an error naming it.
   b.push_back(a[0]);
   write_file((dir / "model-00002-of-00002.safetensors").string(), f32_safetensors(b));
   auto dup = load_model_weights(dir.string(), c);
   CHECK(contains(dup.status().message(), a[0].name + ": present in both"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("weights: bf16 and f16 checkpoints load to the fp32 checkpoint's values through the CPU backend") {
+  const ModelConfig c = tiny_config();
+  auto tensors = tensors_for(c);
+  // Values exact in bf16 and f16 (at most 6 significant bits, |v| <= 4), so
+  // all three files hold the same numbers.
+  int k = 0;
+  for (auto& t : tensors) {
+    for (float& v : t.values) v = static_cast<float>((k++ * 37) % 129 - 64) / 16.0f;
+  }
+  auto backend = llmctl::kernels::make_cpu_backend(2);
+  for (const std::string dtype : {"F32", "BF16", "F16"}) {
+    CAPTURE(dtype);
+    fs::path dir = temp_dir("typed_" + dtype);
+    write_file((dir / "model.safetensors").string(), typed_safetensors(tensors, dtype));
+    auto w = load_model_weights(dir.string(), c);
+    REQUIRE_MESSAGE(w.is_ok(), w.status().to_string());
+    CHECK(w->total_bytes() == (dtype == "F32" ? 4u : 2u) * reference_elements(tensors));
+    for (const auto& t : tensors) {
+      CAPTURE(t.name);
+      const Weight* weight = w->find(t.name);
+      REQUIRE(weight != nullptr);
+      CHECK(dtype_name(weight->dtype) == dtype);
+      CHECK(weight->shape == t.shape);
+      // The CPU backend's upload converts to fp32 (on its threads).
+      auto buf = backend->allocate(weight->num_elements() * sizeof(float));
+      REQUIRE(buf.is_ok());
+      backend->upload_weight((*buf)->data(), weight->data(), weight_dtype_of(weight->dtype), weight->num_elements());
+      const std::vector<float> got((*buf)->f32(), (*buf)->f32() + weight->num_elements());
+      CHECK(got == t.values);
+      CHECK(weight->to_f32() == t.values);
+    }
+    fs::remove_all(dir);
+  }
+}
+
+TEST_CASE("weights: a tensor of a non-float dtype is refused naming it") {
+  const ModelConfig c = tiny_config();
+  fs::path dir = temp_dir("int_weight");
+  auto tensors = tensors_for(c);
+  std::string bytes = f32_safetensors(tensors);
+  // Same size per element, so only the header's dtype changes.
+  const std::string needle = "\"" + tensors[2].name + "\":{\"dtype\":\"F32\"";
+  const std::size_t at = bytes.find(needle);
+  REQUIRE(at != std::string::npos);
+  bytes.replace(at, needle.size(), "\"" + tensors[2].name + "\":{\"dtype\":\"I32\"");
+  write_file((dir / "model.safetensors").string(), bytes);
+  auto w = load_model_weights(dir.string(), c);
+  CHECK(w.status().message() == tensors[2].name + ": dtype I32 is not a float weight type (F32, F16, BF16)");
   fs::remove_all(dir);
 }
 
