@@ -238,9 +238,19 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
       RETURN_IF_ERROR(group_->synchronize());  // bounded, unlike read()'s copy
       if (group_->rank() != 0) return std::vector<float>();
     }
-    if (sampling != nullptr && group_ == nullptr) {
-      if (sampling->rows() != b.num_seqs()) return Status::internal("a sampling row per sequence is needed");
-      RETURN_IF_ERROR(sample_rows(graphs_->logits(), *sampling, greedy_ids));
+    if (sampling != nullptr) {
+      if (sampling->rows() != b.num_seqs() || greedy_ids == nullptr) {
+        return Status::internal("a sampling row per sequence is needed");
+      }
+      if (group_ == nullptr) {
+        RETURN_IF_ERROR(sample_rows(graphs_->logits(), *sampling, greedy_ids));
+      } else {
+        // A sharded model's rows are whole only once joined on the host.
+        ASSIGN_OR_RETURN(std::vector<float> joined, graphs_->read(b.num_seqs(), nullptr));
+        greedy_ids->resize(static_cast<std::size_t>(b.num_seqs()));
+        kernels::Backend::sample_rows_on_host(greedy_ids->data(), joined.data(),
+                                              sampling->host_view(model_->config().vocab_size));
+      }
       return std::vector<float>();
     }
     return graphs_->read(b.num_seqs(), greedy ? greedy_ids : nullptr);

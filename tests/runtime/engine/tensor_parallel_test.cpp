@@ -126,6 +126,83 @@ TEST_CASE("tensor parallel: stories260K at tp 2 and 4 gives transformers' greedy
   }
 }
 
+namespace {
+
+// Forwards to a rank's communicator and records every all_gather's count.
+class GatherCounting final : public dist::Communicator {
+ public:
+  explicit GatherCounting(std::unique_ptr<dist::Communicator> inner) : inner_(std::move(inner)) {}
+  int rank() const override { return inner_->rank(); }
+  int world_size() const override { return inner_->world_size(); }
+  Status all_reduce_sum(float* data, int64_t count) override { return inner_->all_reduce_sum(data, count); }
+  Status all_gather(const float* in, float* out, int64_t count) override {
+    counts.push_back(count);
+    return inner_->all_gather(in, out, count);
+  }
+  Status broadcast_bytes(std::string& bytes, int root) override { return inner_->broadcast_bytes(bytes, root); }
+  Status barrier() override { return inner_->barrier(); }
+  std::vector<int64_t> counts;
+
+ private:
+  std::unique_ptr<dist::Communicator> inner_;
+};
+
+}  // namespace
+
+TEST_CASE("tensor parallel: plain-greedy steps gather (maximum, index) pairs, never the logits") {
+  const int tp = 2;
+  InProcessGroup group(tp);
+  auto config = model::load_model_config(stories_dir());
+  REQUIRE(config.is_ok());
+  auto layout = model::ShardLayout::make(*config, 0, tp);
+  REQUIRE(layout.is_ok());
+  std::vector<std::unique_ptr<GatherCounting>> comms;
+  for (int r = 0; r < tp; ++r) comms.push_back(std::make_unique<GatherCounting>(group.communicator(r)));
+  EngineConfig cfg;
+  cfg.num_threads = 1;
+  cfg.scheduler.max_model_len = 0;
+  Status worker;
+  std::thread rank1([&] { worker = run_rank_worker(stories_dir(), cfg, *comms[1]); });
+  auto ref = read_json(stories_dir() + "/reference_greedy.json");
+  {
+    cfg.communicator = comms[0].get();
+    auto loaded = load_engine(stories_dir(), cfg);
+    if (!loaded.is_ok()) {
+      group.fail_after(0);
+      rank1.join();
+      FAIL(loaded.status().to_string());
+    }
+    Engine& engine = *loaded->engine;
+    std::map<uint64_t, std::vector<int32_t>> expected;
+    for (const auto& r : ref["references"]) {
+      const auto want = ids_of(r["greedy_ids"]);
+      auto id = engine.add_request(ids_of(r["prompt_ids"]), greedy(static_cast<int>(want.size())));
+      REQUIRE(id.is_ok());
+      expected[*id] = want;
+    }
+    comms[0]->counts.clear();  // the profiling step, if any, is not a greedy step
+    auto done = run_all(engine);
+    for (const auto& [id, want] : expected) CHECK(done[id].outputs[0].token_ids == want);
+    REQUIRE_FALSE(comms[0]->counts.empty());
+    for (int64_t count : comms[0]->counts) {
+      // Two floats per sampling row, at most one row per running sequence.
+      CHECK(count % 2 == 0);
+      CHECK(count <= 2 * static_cast<int64_t>(expected.size()));
+    }
+    // A sampled request needs the rows whole: its steps gather the logits.
+    SamplingParams sampled = greedy(3);
+    sampled.temperature = 0.8;
+    sampled.seed = 7;
+    comms[0]->counts.clear();
+    REQUIRE(engine.add_request(ids_of(ref["references"][0]["prompt_ids"]), sampled).is_ok());
+    run_all(engine);
+    REQUIRE_FALSE(comms[0]->counts.empty());
+    CHECK(comms[0]->counts.back() == layout->vocab_per_rank);
+  }
+  rank1.join();
+  CHECK_MESSAGE(worker.is_ok(), worker.to_string());
+}
+
 TEST_CASE("tensor parallel: a failing collective fails the step on every rank, without hanging") {
   InProcessGroup group(2);
   // Rank 0's init broadcast is collective 0; the first step fails partway.
