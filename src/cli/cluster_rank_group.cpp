@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
+#include "cli/tensor_parallel_group.h"
 #include "runtime/control/control_client.h"
-#include "runtime/dist/gloo_communicator.h"
 #include "runtime/dist/head_store.h"
 #include "runtime/dist/rank_endpoint.h"
 #include "runtime/model/model_config.h"
@@ -166,9 +166,22 @@ Result<std::unique_ptr<ClusterRankGroup>> ClusterRankGroup::start(const ClusterR
   g->client_ = std::move(client).value();
   remove_stale_groups(*g->client_, dist::local_host_name());
 
+  const bool gpu = o.device == "cuda";
+  if (!gpu && o.device != "cpu") {
+    return Status::invalid_argument("--device " + o.device + " with --address: use cpu or cuda");
+  }
+  // NCCL's interface when named (the worker is told it on its argv, the same
+  // for every node as the group's env is), else Gloo's as a worker would.
+  const std::string interface = env_or_empty(gpu && !env_or_empty("NCCL_SOCKET_IFNAME").empty() ? "NCCL_SOCKET_IFNAME"
+                                                                                                 : "GLOO_SOCKET_IFNAME");
+  g->rank_offset_ = gpu ? 0 : 1;
   json bundles = json::array();
+  if (gpu) {
+    // Rank 0's GPU: held on this node so nothing else is given it; nothing launched.
+    bundles.push_back({{"resources", {{"GPU", 1}}}, {"pinned_node", o.rank0_node}});
+  }
   for (int rank = 1; rank < o.tp; ++rank) {
-    json resources = o.device == "cuda" ? json{{"GPU", 1}} : json{{"CPU", 1}};
+    json resources = gpu ? json{{"GPU", 1}} : json{{"CPU", 1}};
     std::vector<std::string> command = {exe,
                                         "--log-level",
                                         o.log_level,
@@ -185,6 +198,7 @@ Result<std::unique_ptr<ClusterRankGroup>> ClusterRankGroup::start(const ClusterR
                                         o.device,
                                         "--threads",
                                         std::to_string(o.threads_per_rank)};
+    if (gpu && !env_or_empty("NCCL_SOCKET_IFNAME").empty()) command.insert(command.end(), {"--interface", interface});
     bundles.push_back({{"resources", resources}, {"command", command}});
   }
   json env = json::object();
@@ -196,13 +210,27 @@ Result<std::unique_ptr<ClusterRankGroup>> ClusterRankGroup::start(const ClusterR
   auto placed = g->client_->call("placement.submit", request, kCallTimeout);
   if (!placed.is_ok()) return placed.status().with_context("asking the cluster for the tensor-parallel ranks");
   g->group_id_ = placed->value("group_id", "");
-  g->reported_.assign(static_cast<std::size_t>(o.tp - 1), false);
+  g->reported_.assign(bundles.size(), false);
   if (placed->value("state", "") != "placed") {
+    if (gpu) {
+      return Status::unavailable(fmt::format(
+          "the cluster cannot place {} rank(s) of one GPU, rank 0's on this node ({}) (strategy {}): {}", o.tp,
+          o.rank0_node, o.strategy, placed->value("reason", "no reason given")));
+    }
     return Status::unavailable(fmt::format("the cluster cannot place {} rank(s) of {} (strategy {}): {}", o.tp - 1,
-                                           o.device == "cuda" ? "one GPU" : "one CPU", o.strategy,
-                                           placed->value("reason", "no reason given")));
+                                           "one CPU", o.strategy, placed->value("reason", "no reason given")));
   }
-  logger("serve")->info("placement group {} ({}): ranks 1..{} placed", g->group_id_, o.name, o.tp - 1);
+  if (gpu) {
+    const json indices = (*placed)["bundles"][0].value("gpu_indices", json::array());
+    if (indices.size() != 1 || !indices[0].is_number_integer()) {
+      return Status::internal(fmt::format("the head gave rank 0's bundle GPU indices {}, not one", indices.dump()));
+    }
+    g->device_ = fmt::format("cuda:{}", indices[0].get<int>());
+    logger("serve")->info("placement group {} ({}): rank 0 on GPU {} of this node, ranks 1..{} placed", g->group_id_,
+                          o.name, indices[0].get<int>(), o.tp - 1);
+  } else {
+    logger("serve")->info("placement group {} ({}): ranks 1..{} placed", g->group_id_, o.name, o.tp - 1);
+  }
 
   dist::HeadStoreOptions ho;
   ho.address = o.access.address;
@@ -210,16 +238,19 @@ Result<std::unique_ptr<ClusterRankGroup>> ClusterRankGroup::start(const ClusterR
   ho.tls_ca = o.access.tls_ca;
   ho.key_prefix = "dist/" + g->engine_id_ + "/";
   ASSIGN_OR_RETURN(g->store_, dist::open_head_store(ho));
-  dist::GlooOptions gloo;
-  gloo.rank = 0;
-  gloo.world_size = o.tp;
-  gloo.interface = env_or_empty("GLOO_SOCKET_IFNAME");
-  auto local = rank_address_toward(o.access.address);
-  if (!local.is_ok()) return local.status().with_context("tensor-parallel rank 0");
-  gloo.hostname = *local;
-  gloo.timeout = o.timeout;
+  TensorParallelJoin join;
+  join.rank = 0;
+  join.tp = o.tp;
+  join.device = g->device_;
+  join.interface = interface;
+  if (interface.empty()) {
+    auto local = dist::address_toward(head_host(o.access.address));
+    if (!local.is_ok()) return local.status().with_context("tensor-parallel rank 0");
+    join.hostname = local->address;
+  }
+  join.timeout = o.timeout;
   WatchedStore watched(*g->store_, [&g] { return g->poll_exited(); });
-  auto comm = dist::connect_gloo(gloo, watched);
+  auto comm = join_tensor_parallel_group(join, watched);
   if (!comm.is_ok()) {
     return comm.status().with_context("joining the tensor-parallel group").with_context(g->describe_ranks());
   }
@@ -239,10 +270,14 @@ std::string ClusterRankGroup::describe_ranks() {
     for (const auto& b : grp["bundles"]) {
       const json& n = nodes[b.value("node_id", "")];
       if (!out.empty()) out += "; ";
-      out += fmt::format("rank {} on node {} ({}) {}", i + 1, n.value("name", b.value("node_id", "?")),
+      out += fmt::format("rank {} on node {} ({}) {}", i + rank_offset_, n.value("name", b.value("node_id", "?")),
                          n.value("address", "?"), b.value("state", "?"));
-      if (!is_running(b.value("state", ""))) out += " with " + describe_exit_code(b.value("exit_code", 0));
-      out += fmt::format(" (its log: the node's <state dir>/agent/bundles/{}-{}.err)", group_id_, i);
+      if (b.value("state", "") == "reserved") {
+        out += fmt::format(" (this serve, GPU {})", b.value("gpu_indices", json::array()).dump());
+      } else {
+        if (!is_running(b.value("state", ""))) out += " with " + describe_exit_code(b.value("exit_code", 0));
+        out += fmt::format(" (its log: the node's <state dir>/agent/bundles/{}-{}.err)", group_id_, i);
+      }
       ++i;
     }
     return out;
@@ -271,12 +306,17 @@ std::optional<std::string> ClusterRankGroup::poll_exited() {
       const json& n = nodes[b.value("node_id", "")];
       std::string state = b.value("state", "");
       std::string node_state = n.value("state", "");
+      // Rank 0's reserved GPU: this process, which is alive as it asks.
+      if (state == "reserved" && node_state == "Active") {
+        ++i;
+        continue;
+      }
       if (!is_running(state) || node_state != "Active") {
         reported_[i] = true;
         std::string what = node_state != "Active"
                                ? fmt::format("its node is {} ({})", node_state, n.value("reason", ""))
                                : fmt::format("{} with {}", state, describe_exit_code(b.value("exit_code", 0)));
-        return fmt::format("tensor-parallel rank {} on node {} ({}): {}", i + 1,
+        return fmt::format("tensor-parallel rank {} on node {} ({}): {}", static_cast<int>(i) + rank_offset_,
                            n.value("name", b.value("node_id", "?")), n.value("address", "?"), what);
       }
       ++i;

@@ -1,9 +1,17 @@
 // The tensor-parallel ranks of one engine spread over a cluster: `serve --tp N
 // --address HEAD` keeps rank 0 in its own process (the API is served from
-// where serve was started) and asks the head for a placement group of N-1
-// bundles, bundle i running `llmctl worker --rank i+1` on whichever node the
-// head picked. Every rank meets the others through the head's KV store under
-// a key prefix of this engine's own, then Gloo connects them directly.
+// where serve was started) and asks the head for a placement group.
+//   --device cpu:  N-1 bundles of {CPU: 1}, bundle i running `llmctl worker
+//                  --rank i+1` on whichever node the head picked; Gloo.
+//   --device cuda: N bundles of {GPU: 1}. Bundle 0 is rank 0's GPU: pinned to
+//                  this node, without a command (a reservation, so PACK
+//                  cannot put rank 1 on the same GPU); rank 0 drives the GPU
+//                  index the head gave it, which is why serve must see the
+//                  same devices (CUDA_VISIBLE_DEVICES) as its node's agent.
+//                  Bundle r runs rank r, its agent setting CUDA_VISIBLE_DEVICES
+//                  to its GPU, so the worker drives device 0; NCCL.
+// Every rank meets the others through the head's KV store under a key
+// prefix of this engine's own, then the collectives connect them directly.
 //
 // What every node must agree on: the llmctl binary and the model folder sit
 // at the same paths as on the node running serve (a worker runs this
@@ -45,7 +53,9 @@ struct ClusterRankGroupOptions {
   std::string model_dir;          // the same path on every node
   std::string name;               // the placement group's name (shown by `llmctl status`)
   int tp = 2;
-  std::string device = "cpu";
+  std::string device = "cpu";     // cpu or cuda
+  // cuda: the node rank 0's GPU is pinned to (this node's id, else its name).
+  std::string rank0_node;
   int threads_per_rank = 1;
   std::string strategy = "PACK";  // PACK, SPREAD, STRICT_PACK, STRICT_SPREAD
   // Rendezvous, and each of rank 0's collectives.
@@ -55,7 +65,7 @@ struct ClusterRankGroupOptions {
 
 class ClusterRankGroup {
  public:
-  // Places ranks 1..tp-1 and joins the group as rank 0. A group the cluster
+  // Places ranks 1..tp-1 (and on GPUs rank 0's GPU) and joins the group as rank 0. A group the cluster
   // cannot place, or a rendezvous that times out, fails with what the head
   // knows of every rank (node, address, state, exit code); the placement
   // group is removed again.
@@ -63,6 +73,9 @@ class ClusterRankGroup {
   ~ClusterRankGroup();
 
   dist::Communicator* communicator() { return comm_.get(); }
+  // What rank 0 runs on: "cpu", or "cuda:K" with K the GPU index the head
+  // gave bundle 0 on this node.
+  const std::string& device() const { return device_; }
   const std::string& group_id() const { return group_id_; }
 
   // Asks the head (at most every 200 ms) how the ranks are; the first call
@@ -87,6 +100,8 @@ class ClusterRankGroup {
   std::unique_ptr<dist::Communicator> comm_;
   std::chrono::steady_clock::time_point next_poll_{};
   std::vector<bool> reported_;  // by bundle
+  int rank_offset_ = 1;         // bundle b runs rank b + rank_offset_ (0 on GPUs: bundle 0 is rank 0's)
+  std::string device_ = "cpu";
   bool removed_ = false;
 };
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <asio.hpp>
@@ -35,12 +36,19 @@ struct ServeOptions {
   bool restart = false, enforce_eager = false;
 };
 
+// The node rank 0's GPU is pinned to with --address --device cuda: this
+// node's agent id when serve shares its state dir, else the host name (an
+// agent's default node name).
+std::string this_node(const std::string& state_dir) {
+  std::ifstream in(control::NodePaths(state_dir).agent_dir + "/node_id");
+  std::string id;
+  if (in >> id && !id.empty()) return id;
+  return dist::local_host_name();
+}
+
 int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   if (o.pp > 1) return report_error("serve", Status::unimplemented("pipeline parallel is not supported yet"));
   if (o.tp < 1) return report_error("serve", Status::invalid_argument("--tp must be at least 1"));
-  if (!o.address.empty() && o.tp > 1 && o.device == "cuda") {
-    return report_error("serve", Status::unimplemented("--device cuda with --address: ranks across nodes run on CPUs (Gloo) only for now"));
-  }
   if (o.port < 0 || o.port > 65535) return report_error("serve", Status::invalid_argument("--port must be 0..65535"));
   if (o.max_num_seqs < 1) return report_error("serve", Status::invalid_argument("--max-num-seqs must be at least 1"));
   if (o.max_model_len < 1) return report_error("serve", Status::invalid_argument("--max-model-len must be at least 1"));
@@ -80,7 +88,10 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     co.model_dir = model_dir;
     co.name = fmt::format("serve {} tp={} (rank 0 on {})", name, o.tp, dist::local_host_name());
     co.tp = o.tp;
-    co.device = "cpu";
+    auto device = local_group_device(o.device);
+    if (!device.is_ok()) return report_error("serve", device.status());
+    co.device = *device;
+    co.rank0_node = this_node(resolve_state_dir(global));
     co.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
     co.strategy = o.placement == "spread" ? "SPREAD" : "PACK";
     co.log_level = global.log_level;
@@ -89,9 +100,10 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     auto group = ClusterRankGroup::start(co);
     if (!group.is_ok()) return report_error("serve", group.status());
     cluster_ranks = std::move(group).value();
-    config.device = "cpu";
+    config.device = cluster_ranks->device();
     config.num_threads = co.threads_per_rank;
     config.communicator = cluster_ranks->communicator();
+    config.cuda_stream = cluster_ranks->communicator()->stream();
   } else if (o.tp > 1) {
     auto device = local_group_device(o.device);
     if (!device.is_ok()) return report_error("serve", device.status());
@@ -174,7 +186,9 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
       Status failed;
       if (auto group = ClusterRankGroup::start(co); group.is_ok()) {
         engine::EngineConfig again = config;
+        again.device = (*group)->device();  // placed again: maybe another GPU of this node
         again.communicator = (*group)->communicator();
+        again.cuda_stream = (*group)->communicator()->stream();
         auto reloaded = engine::load_engine(model_dir, again, {}, {}, (*codec)->tokenizer().eos_ids());
         if (reloaded.is_ok()) {
           cluster_ranks = std::move(group).value();
