@@ -23,7 +23,8 @@ class Backend;
 
 // How a backend stores the weights linear() and embedding() read (kF32 or
 // kBF16), and the element types upload_weight() takes from a checkpoint (all
-// three). Activations, norms, biases and the KV cache stay fp32 in every backend.
+// three). Activations, norms and biases stay fp32 in every backend; the KV
+// cache is in kv_dtype() (KvDtype below).
 enum class WeightDtype { kF32, kBF16, kF16 };
 
 constexpr std::size_t weight_dtype_size_bytes(WeightDtype dtype) { return dtype == WeightDtype::kF32 ? 4 : 2; }
@@ -232,6 +233,26 @@ class Backend {
     }
   }
 
+  // ids[r] = one token drawn from row r of logits[rows, vocab], so that only
+  // ids leave the device. Per row (in place, as Sampler::process_logits):
+  // repetition penalty on every seen token (x > 0 ? x / rp : x * rp, rp in
+  // fp32), presence / frequency penalty on tokens the output holds c > 0
+  // times (x - (frequency * c + presence) in fp64), banned tokens -inf.
+  // Temperature <= 0: the first maximum. Otherwise with w = exp((x - max) /
+  // T) in fp64, the candidates are the non-NaN tokens with x >= the largest
+  // of: the top_k-th largest logit; the largest logit L whose tokens with
+  // x >= L hold at least top_p of the (top_k) mass; and, among those, tokens
+  // with w >= min_p. Ties at a cut-off all stay. The pick is the first
+  // candidate in id order whose cumulative w exceeds uniform * (their total
+  // w). That is the host Sampler's distribution (which walks by probability
+  // instead, so one uniform may land on another token); every sum is fp64,
+  // so the CPU and CUDA twins pick alike unless a boundary is within
+  // rounding. The default runs on the host (CPU backend memory).
+  virtual void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows) {
+    sample_rows_on_host(ids, logits, rows);
+  }
+  static void sample_rows_on_host(int32_t* ids, float* logits, const SamplingRows& rows);
+
   // Greedy over a vocabulary split across tensor-parallel ranks, so no row
   // is ever joined: each rank takes argmax_with_value of its slice, the
   // ranks all_gather the pairs, and merge_argmax picks; the id equals
@@ -254,26 +275,6 @@ class Backend {
   static void argmax_with_value_on_host(float* pairs, const float* logits, int64_t rows, int64_t row_stride,
                                         int64_t valid, int64_t index_base);
   static void merge_argmax_on_host(int32_t* ids, const float* pairs, int64_t num_shards, int64_t rows);
-
-  // ids[r] = one token drawn from row r of logits[rows, vocab], so that only
-  // ids leave the device. Per row (in place, as Sampler::process_logits):
-  // repetition penalty on every seen token (x > 0 ? x / rp : x * rp, rp in
-  // fp32), presence / frequency penalty on tokens the output holds c > 0
-  // times (x - (frequency * c + presence) in fp64), banned tokens -inf.
-  // Temperature <= 0: the first maximum. Otherwise with w = exp((x - max) /
-  // T) in fp64, the candidates are the non-NaN tokens with x >= the largest
-  // of: the top_k-th largest logit; the largest logit L whose tokens with
-  // x >= L hold at least top_p of the (top_k) mass; and, among those, tokens
-  // with w >= min_p. Ties at a cut-off all stay. The pick is the first
-  // candidate in id order whose cumulative w exceeds uniform * (their total
-  // w). That is the host Sampler's distribution (which walks by probability
-  // instead, so one uniform may land on another token); every sum is fp64,
-  // so the CPU and CUDA twins pick alike unless a boundary is within
-  // rounding. The default runs on the host (CPU backend memory).
-  virtual void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows) {
-    sample_rows_on_host(ids, logits, rows);
-  }
-  static void sample_rows_on_host(int32_t* ids, float* logits, const SamplingRows& rows);
 };
 
 // The CPU backend (always built). num_threads <= 0: hardware concurrency.

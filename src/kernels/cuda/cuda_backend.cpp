@@ -188,6 +188,10 @@ class CudaBackend final : public Backend {
     bind();
     cuda::argmax_rows(ids, logits, rows, vocab, stream_);
   }
+  void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows) override {
+    bind();
+    cuda::sample_rows(ids, logits, rows, stream_);
+  }
   void argmax_with_value(float* pairs, const float* logits, int64_t rows, int64_t row_stride, int64_t valid,
                          int64_t index_base) override {
     bind();
@@ -196,10 +200,6 @@ class CudaBackend final : public Backend {
   void merge_argmax(int32_t* ids, const float* pairs, int64_t num_shards, int64_t rows) override {
     bind();
     cuda::merge_argmax(ids, pairs, num_shards, rows, stream_);
-  }
-  void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows) override {
-    bind();
-    cuda::sample_rows(ids, logits, rows, stream_);
   }
   void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width) override {
     bind();

@@ -111,7 +111,7 @@ bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const
 // The KV-head-grouped path of paged_attention for decode-only steps
 // (decode_attention.cu), splitting keys over blocks in `scratch` when the
 // batch is small; false when it does not apply (prefill tokens, count
-// unknown, QH / KV not 1, 2, 4 or 8, head dim above 128).
+// unknown, QH / KV above 8, head dim above 128).
 bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                           const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
                           int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
@@ -120,16 +120,16 @@ bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __
 // ids[r] = first index of the maximum of logits[r, :] (argmax_rows.cu).
 void argmax_rows(int32_t* ids, const float* logits, int64_t rows, int64_t vocab, cudaStream_t stream);
 
+// One token per row drawn from logits (penalties applied in place) as
+// Backend::sample_rows specifies (sample_rows.cu).
+void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows, cudaStream_t stream);
+
 // The sharded greedy pick (argmax_shards.cu; kernels.h has the contract):
 // pairs [rows, 2] of (maximum, index_base + column as int32 bits) over each
 // row's first `valid` columns, then ids from the ranks' gathered pairs.
 void argmax_with_value(float* pairs, const float* logits, int64_t rows, int64_t row_stride, int64_t valid,
                        int64_t index_base, cudaStream_t stream);
 void merge_argmax(int32_t* ids, const float* pairs, int64_t num_shards, int64_t rows, cudaStream_t stream);
-
-// One token per row drawn from logits (penalties applied in place) as
-// Backend::sample_rows specifies (sample_rows.cu).
-void sample_rows(int32_t* ids, float* logits, const SamplingRows& rows, cudaStream_t stream);
 
 void gather_rows(float* out, const float* x, const int32_t* indices, int64_t num_rows, int64_t width,
                  cudaStream_t stream);
