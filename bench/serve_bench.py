@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--dataset", default="", help="JSONL prompts for llmctl bench (bench/make_sharegpt_like.py); "
                     "each concurrency then sends --num-prompts of them")
     ap.add_argument("--num-prompts", type=int, default=0, help="with --dataset: requests per concurrency")
+    ap.add_argument("--bench-args", default="", help="more llmctl bench flags, e.g. \"--temperature 0.8 --top-p 0.95\"")
     a = ap.parse_args()
 
     s = socket.socket()
@@ -77,6 +78,7 @@ def main():
                    "--json"]
             if a.dataset:
                 cmd += ["--dataset", a.dataset]
+            cmd += a.bench_args.split()
             out = subprocess.run(cmd, capture_output=True, text=True)
             r = json.loads(out.stdout)
             prompt_tokens = r["total_input_tokens"] / max(1, r["completed"])

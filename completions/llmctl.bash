@@ -52,7 +52,7 @@ _llmctl() {
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --grep --ignore-case -i --node --component --level --since --until --tail --max-lines --follow -f --json --address --token --config --tls-ca" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     bench)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --url --model --concurrency --num-prompts --input-len --output-len --dataset --request-rate --api-key --json" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --url --model --concurrency --num-prompts --input-len --output-len --dataset --request-rate --temperature --top-p --api-key --json" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     version)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --json --no-gpu" -- "$cur"));

@@ -177,6 +177,8 @@ complete -c llmctl -n '__fish_seen_subcommand_from bench' -l input-len -d 'Promp
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -l output-len -d 'Tokens to generate per request'
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -l dataset -d 'JSONL file of prompts instead of synthetic ones'
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -l request-rate -d 'Requests per second (Poisson); 0 sends all at once'
+complete -c llmctl -n '__fish_seen_subcommand_from bench' -l temperature -d 'Sampling temperature of every request (0: greedy)'
+complete -c llmctl -n '__fish_seen_subcommand_from bench' -l top-p -d 'Nucleus sampling of every request (with --temperature > 0)'
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -l api-key -d 'Bearer key'
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -l json -d 'Print JSON'
 complete -c llmctl -n '__fish_seen_subcommand_from bench' -F

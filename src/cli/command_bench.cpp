@@ -13,7 +13,7 @@ void register_bench(CLI::App& app, CliContext& ctx) {
   struct Options {
     std::string url = "http://127.0.0.1:8000", model, dataset, api_key;
     int concurrency = 16, num_prompts = 200, input_len = 512, output_len = 128;
-    double request_rate = 0;
+    double request_rate = 0, temperature = 0, top_p = 1;
     bool json = false;
   };
   auto o = std::make_shared<Options>();
@@ -26,6 +26,12 @@ void register_bench(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--output-len", o->output_len, "Tokens to generate per request")->capture_default_str();
   cmd->add_option("--dataset", o->dataset, "JSONL file of prompts instead of synthetic ones");
   cmd->add_option("--request-rate", o->request_rate, "Requests per second (Poisson); 0 sends all at once");
+  cmd->add_option("--temperature", o->temperature, "Sampling temperature of every request (0: greedy)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--top-p", o->top_p, "Nucleus sampling of every request (with --temperature > 0)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->add_option("--api-key", o->api_key, "Bearer key")->envname("OPENAI_API_KEY");
   cmd->add_flag("--json", o->json, "Print JSON");
   cmd->callback([&ctx, o] {
@@ -38,6 +44,8 @@ void register_bench(CLI::App& app, CliContext& ctx) {
       b.num_prompts = o->num_prompts;
       b.input_len = o->input_len;
       b.output_len = o->output_len;
+      b.temperature = o->temperature;
+      b.top_p = o->top_p;
       b.dataset = o->dataset;
       b.request_rate = o->request_rate;
       if (::isatty(STDERR_FILENO) != 0 && !o->json) {

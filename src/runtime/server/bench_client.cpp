@@ -220,7 +220,9 @@ Result<BenchResult> run_bench(const BenchOptions& o) {
                                                 std::chrono::duration<double>(arrival[static_cast<size_t>(i)])));
       const Prompt& p = prompts[static_cast<size_t>(i) % prompts.size()];
       json body = {{"model", o.model}, {"prompt", p.text}, {"max_tokens", p.output_len}, {"ignore_eos", true},
-                   {"temperature", 0}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+                   {"temperature", o.temperature}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+      if (o.top_p < 1) body["top_p"] = o.top_p;
+      if (o.temperature > 0) body["seed"] = static_cast<uint64_t>(o.seed + static_cast<uint64_t>(i));
       samples[static_cast<size_t>(i)] = send_one(host, port, path, body.dump(), o.api_key);
       int d = done.fetch_add(1) + 1;
       if (o.progress) {

@@ -27,6 +27,10 @@ struct BenchOptions {
   int output_len = 128;
   std::string dataset;   // JSONL lines {"prompt": str, "output_len"?: int} instead
   double request_rate = 0;  // requests/s, Poisson; 0: as fast as concurrency allows
+  // Sampling of every request: 0 is greedy (what vLLM's serving benchmark
+  // sends); above 0 measures the sampling path, with top_p when below 1.
+  double temperature = 0;
+  double top_p = 1;
   uint64_t seed = 0;
   std::function<void(int done, int total)> progress;  // called from worker threads, serialized
 };
