@@ -22,7 +22,7 @@ else
   mkdir -p "$stage/lib"
 fi
 for bin in "$build/tests/kernels/cuda/kernels_cuda_test" "$build/tests/kernels/cuda/kernels_cuda_engine_test" \
-           "$build/bench/cuda_decode_bench"; do
+           "$build/bench/cuda_decode_bench" "$build/tests/runtime/dist/dist_nccl_test"; do
   [ -x "$bin" ] || continue
   cp "$bin" "$stage/"
   strip "$stage/$(basename "$bin")"

@@ -1,15 +1,14 @@
 // Greedy over a vocabulary split across tensor-parallel ranks, on the device
 // (kernels.h: argmax_with_value, merge_argmax). Each rank reduces its slice
-// of every row to (maximum, first global index), one block per row as in
-// argmax_rows.cu; after the ranks all_gather those pairs, one thread per row
+// of every row to (maximum, first global index), one block per row
+// (row_argmax.cuh); after the ranks all_gather those pairs, one thread per row
 // picks among the shards. Both prefer the larger value and, on ties, the
 // smaller index, and NaN loses to any number, so the id equals a sequential
 // first-maximum scan over the joined row.
-#include <cfloat>
-
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/row_argmax.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -17,56 +16,15 @@ namespace {
 constexpr int kRowThreads = 1024;
 constexpr int kMergeThreads = 128;
 
-__device__ __forceinline__ float nan_value() { return __int_as_float(0x7fc00000); }
-
-struct Best {
-  float value;
-  int32_t index;  // -1: none yet
-};
-
-__device__ __forceinline__ bool better(float v, int32_t i, const Best& b) {
-  if (v != v) return false;  // NaN
-  if (b.index < 0 || b.value != b.value) return true;
-  return v > b.value || (v == b.value && i < b.index);
-}
-
-__device__ __forceinline__ Best warp_best(Best b) {
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const float v = __shfl_xor_sync(0xffffffffu, b.value, offset);
-    const int32_t i = __shfl_xor_sync(0xffffffffu, b.index, offset);
-    if (i >= 0 && better(v, i, b)) b = {v, i};
-  }
-  return b;
-}
-
 // pairs[row] = (maximum, index_base + column) over the row's `valid` columns.
 __global__ void __launch_bounds__(kRowThreads)
     argmax_with_value_kernel(float* pairs, const float* logits, int64_t row_stride, int32_t valid, int32_t index_base) {
   pdl_begin();
-  __shared__ float values[32];
-  __shared__ int32_t indices[32];
-  const float* row = logits + static_cast<int64_t>(blockIdx.x) * row_stride;
-  Best b{nan_value(), -1};
-  for (int32_t i = threadIdx.x; i < valid; i += blockDim.x) {
-    const float v = row[i];
-    if (better(v, i, b)) b = {v, i};
-  }
-  b = warp_best(b);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) {
-    values[warp] = b.value;
-    indices[warp] = b.index;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    const int num_warps = blockDim.x / 32;
-    b = lane < num_warps ? Best{values[lane], indices[lane]} : Best{nan_value(), -1};
-    b = warp_best(b);
-    if (lane == 0) {
-      float* out = pairs + 2 * static_cast<int64_t>(blockIdx.x);
-      out[0] = b.index >= 0 ? b.value : nan_value();
-      out[1] = __int_as_float(b.index >= 0 ? index_base + b.index : -1);
-    }
+  const RowBest b = block_row_best(logits + static_cast<int64_t>(blockIdx.x) * row_stride, valid);
+  if (threadIdx.x == 0) {
+    float* out = pairs + 2 * static_cast<int64_t>(blockIdx.x);
+    out[0] = b.index >= 0 ? b.value : quiet_nan();
+    out[1] = __int_as_float(b.index >= 0 ? index_base + b.index : -1);
   }
 }
 
@@ -76,11 +34,11 @@ __global__ void __launch_bounds__(kMergeThreads)
   pdl_begin();
   const int32_t r = static_cast<int32_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (r >= rows) return;
-  Best b{nan_value(), -1};
+  RowBest b{quiet_nan(), -1};
   for (int32_t s = 0; s < num_shards; ++s) {
     const float* p = pairs + 2 * (static_cast<int64_t>(s) * rows + r);
     const int32_t index = __float_as_int(p[1]);
-    if (index >= 0 && better(p[0], index, b)) b = {p[0], index};
+    if (index >= 0 && row_better(p[0], index, b)) b = {p[0], index};
   }
   ids[r] = b.index >= 0 ? b.index : 0;
 }

@@ -23,6 +23,27 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(*text);
 }
 
+// The sampling cases transformers' processors were run on
+// (sampler_reference.json, written by tools/engine_fixtures/make_sampler_reference.py).
+inline nlohmann::json sampler_reference() {
+  return read_json(std::string(LLMCTL_SOURCE_DIR) + "/tests/runtime/engine/sampler_reference.json");
+}
+
+// A reference case's parameters (absent keys: the OpenAI defaults).
+inline SamplingParams reference_params(const nlohmann::json& j) {
+  SamplingParams p;
+  p.temperature = j.value("temperature", 0.0);
+  p.top_k = j.value("top_k", -1);
+  p.top_p = j.value("top_p", 1.0);
+  p.min_p = j.value("min_p", 0.0);
+  p.repetition_penalty = j.value("repetition_penalty", 1.0);
+  p.presence_penalty = j.value("presence_penalty", 0.0);
+  p.frequency_penalty = j.value("frequency_penalty", 0.0);
+  p.min_tokens = j.value("min_tokens", 0);
+  p.max_tokens = 100;
+  return p;
+}
+
 inline LoadedEngine load(const std::string& dir, EngineConfig config = {}) {
   if (config.scheduler.max_model_len == 2048) config.scheduler.max_model_len = 0;  // the model's own
   config.num_threads = 2;

@@ -21,22 +21,6 @@ using llmctl::kernels::SamplingRowParams;
 
 namespace {
 
-nlohmann::json reference() { return read_json(std::string(LLMCTL_SOURCE_DIR) + "/tests/runtime/engine/sampler_reference.json"); }
-
-SamplingParams params_of(const nlohmann::json& j) {
-  SamplingParams p;
-  p.temperature = j.value("temperature", 0.0);
-  p.top_k = j.value("top_k", -1);
-  p.top_p = j.value("top_p", 1.0);
-  p.min_p = j.value("min_p", 0.0);
-  p.repetition_penalty = j.value("repetition_penalty", 1.0);
-  p.presence_penalty = j.value("presence_penalty", 0.0);
-  p.frequency_penalty = j.value("frequency_penalty", 0.0);
-  p.min_tokens = j.value("min_tokens", 0);
-  p.max_tokens = 100;
-  return p;
-}
-
 Sequence sequence_of(const std::vector<int32_t>& prompt, const std::vector<int32_t>& output, const SamplingParams* p) {
   Sequence seq;
   seq.params = p;
@@ -67,10 +51,10 @@ int32_t pick(std::vector<float>& logits, Sequence& seq, const std::vector<int32_
 }  // namespace
 
 TEST_CASE("sample_rows: penalties and the min_tokens mask equal transformers / OpenAI") {
-  const nlohmann::json ref = reference();
+  const nlohmann::json ref = sampler_reference();
   for (const auto& c : ref["cases"]) {
     CAPTURE(c["name"].get<std::string>());
-    SamplingParams p = params_of(c["params"]);
+    SamplingParams p = reference_params(c["params"]);
     p.temperature = 0;  // the processed row is what matters here
     Sequence seq = sequence_of(ids_of(c["prompt_ids"]), ids_of(c["output_ids"]), &p);
     std::vector<float> logits = floats_of(c["logits"]);
@@ -96,11 +80,11 @@ TEST_CASE("sample_rows: penalties and the min_tokens mask equal transformers / O
 
 TEST_CASE("sample_rows: picks over a grid of uniforms reproduce transformers' warped distribution") {
   int checked = 0;
-  const nlohmann::json ref = reference();
+  const nlohmann::json ref = sampler_reference();
   for (const auto& c : ref["cases"]) {
     if (!c.contains("probs")) continue;
     CAPTURE(c["name"].get<std::string>());
-    const SamplingParams p = params_of(c["params"]);
+    const SamplingParams p = reference_params(c["params"]);
     const std::vector<double> want = c["probs"].get<std::vector<double>>();
     // Uniforms at the centres of N equal cells: token t takes a share of
     // cells within 1/N of its probability (the draw is an inverse CDF).

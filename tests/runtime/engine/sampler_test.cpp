@@ -17,22 +17,6 @@ using namespace llmctl::engine::testing;
 
 namespace {
 
-nlohmann::json reference() { return read_json(std::string(LLMCTL_SOURCE_DIR) + "/tests/runtime/engine/sampler_reference.json"); }
-
-SamplingParams params_of(const nlohmann::json& j) {
-  SamplingParams p;
-  p.temperature = j.value("temperature", 0.0);
-  p.top_k = j.value("top_k", -1);
-  p.top_p = j.value("top_p", 1.0);
-  p.min_p = j.value("min_p", 0.0);
-  p.repetition_penalty = j.value("repetition_penalty", 1.0);
-  p.presence_penalty = j.value("presence_penalty", 0.0);
-  p.frequency_penalty = j.value("frequency_penalty", 0.0);
-  p.min_tokens = j.value("min_tokens", 0);
-  p.max_tokens = 100;
-  return p;
-}
-
 Sequence sequence_of(const nlohmann::json& c, const SamplingParams* p) {
   Sequence seq;
   seq.params = p;
@@ -51,10 +35,10 @@ std::vector<float> floats_of(const nlohmann::json& j) {
 }  // namespace
 
 TEST_CASE("sampler: penalties and the min_tokens mask equal transformers / OpenAI") {
-  const nlohmann::json ref = reference();
+  const nlohmann::json ref = sampler_reference();
   for (const auto& c : ref["cases"]) {
     CAPTURE(c["name"].get<std::string>());
-    const SamplingParams p = params_of(c["params"]);
+    const SamplingParams p = reference_params(c["params"]);
     Sequence seq = sequence_of(c, &p);
     std::vector<float> logits = floats_of(c["logits"]);
     const std::vector<float> want = floats_of(c["processed"]);
@@ -74,11 +58,11 @@ TEST_CASE("sampler: penalties and the min_tokens mask equal transformers / OpenA
 
 TEST_CASE("sampler: the sampled distribution equals transformers' warpers") {
   int checked = 0;
-  const nlohmann::json ref = reference();
+  const nlohmann::json ref = sampler_reference();
   for (const auto& c : ref["cases"]) {
     if (!c.contains("probs")) continue;
     CAPTURE(c["name"].get<std::string>());
-    const SamplingParams p = params_of(c["params"]);
+    const SamplingParams p = reference_params(c["params"]);
     Sequence seq = sequence_of(c, &p);
     std::vector<float> logits = floats_of(c["logits"]);
     const auto vocab = static_cast<int64_t>(logits.size());
@@ -102,12 +86,12 @@ TEST_CASE("sampler: the sampled distribution equals transformers' warpers") {
 }
 
 TEST_CASE("sampler: draws follow the distribution, stay in its support and are seeded") {
-  const auto ref = reference();
+  const auto ref = sampler_reference();
   for (const auto& c : ref["cases"]) {
     const std::string name = c["name"];
     if (name != "top_p" && name != "min_p_hot" && name != "top_k_top_p_min_p") continue;
     CAPTURE(name);
-    const SamplingParams p = params_of(c["params"]);
+    const SamplingParams p = reference_params(c["params"]);
     Sequence seq = sequence_of(c, &p);
     seq.rng.seed(42);
     const std::vector<float> logits = floats_of(c["logits"]);
@@ -138,10 +122,10 @@ TEST_CASE("sampler: draws follow the distribution, stay in its support and are s
 }
 
 TEST_CASE("sampler: logprobs and top logprobs are log_softmax of the raw logits") {
-  const nlohmann::json ref = reference();
+  const nlohmann::json ref = sampler_reference();
   for (const auto& c : ref["cases"]) {
     CAPTURE(c["name"].get<std::string>());
-    SamplingParams p = params_of(c["params"]);
+    SamplingParams p = reference_params(c["params"]);
     p.logprobs = 5;
     Sequence seq = sequence_of(c, &p);
     seq.rng.seed(3);
