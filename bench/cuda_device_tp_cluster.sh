@@ -7,6 +7,8 @@
 #   spread: the head's node sees GPU 0 only, a second node (own state dir,
 #           its agent started with CUDA_VISIBLE_DEVICES=1) GPU 1; SPREAD puts
 #           rank 1 there, its index 0 mapped through that agent's list to device 1.
+#           (`start --address` returns once that agent is registered; the case
+#           still waits for both nodes in `status --json` before serve submits.)
 # Each case: one greedy /v1/completions must equal `llmctl generate --device
 # cuda` (tp 1); `llmctl status --json` must show the two ranks' GPU indices;
 # then serve, the agents and the head are stopped. Exit 0 only when both pass.
@@ -51,6 +53,24 @@ run_case() {
       --node-ip-address 127.0.0.1 --num-gpus 1 --node-name "$name-b" >> "$out/tp_cluster_${name}_start.txt" 2>&1 || {
       echo "FAIL: start --address"; cat "$out/tp_cluster_${name}_start.txt"; return 1; }
   fi
+  # Every node of the case Active with its GPU before serve submits its group
+  # (serve fails at once on a group the head cannot place yet).
+  python3 - "$L" "$a" "${second_cvd:+2}" "$out/tp_cluster_${name}_nodes.json" <<'PY' || { echo "FAIL: nodes"; return 1; }
+import json, subprocess, sys, time
+llmctl, state, want, nodes_out = sys.argv[1], sys.argv[2], int(sys.argv[3] or 1), sys.argv[4]
+deadline = time.time() + 30
+while True:
+    r = subprocess.run([llmctl, "--state-dir", state, "status", "--json"], capture_output=True, text=True)
+    nodes = json.loads(r.stdout)["nodes"] if r.returncode == 0 else []
+    alive = [n for n in nodes if n["state"] == "Active" and n["resources"].get("GPU", 0) >= 1]
+    if len(alive) >= want:
+        json.dump(nodes, open(nodes_out, "w"), indent=2)
+        print("nodes:", [(n["name"], n["node_id"], n["resources"].get("GPU")) for n in alive])
+        break
+    if time.time() > deadline:
+        sys.exit(f"only {len(alive)} of {want} nodes Active with a GPU within 30 s: {r.stdout or r.stderr}")
+    time.sleep(0.2)
+PY
   local t0
   t0=$(date +%s.%N)
   # serve sees the devices its node's agent sees (rank 0 drives the index the head gave it).

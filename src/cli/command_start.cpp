@@ -13,6 +13,7 @@
 #include "cli/cli_context.h"
 #include "common/gpu_inventory.h"
 #include "common/state_dir.h"
+#include "runtime/control/agent.h"
 #include "runtime/control/control_client.h"
 #include "runtime/control/daemon.h"
 #include "runtime/control/resource_sampler.h"
@@ -72,8 +73,12 @@ Result<pid_t> spawn_daemon(const std::vector<std::string>& args, const std::stri
   return *pid;
 }
 
-// Waits until the head lists a node at `node_ip` with `role` as Active.
-Status wait_for_node(const control::ClusterAccess& access, const std::string& node_ip, const std::string& agent_pid_file,
+// Waits until the head lists this node's agent (by its node id, which the
+// agent reads from the same state dir) as Active and connected. Not by
+// address: several nodes may share one (agents with their own state dirs on
+// one host, on loopback), and another node's entry is no sign that this
+// agent has registered.
+Status wait_for_node(const control::ClusterAccess& access, const std::string& node_id, const std::string& agent_pid_file,
                      std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   Status last = Status::deadline_exceeded("the agent did not join in time");
@@ -84,7 +89,7 @@ Status wait_for_node(const control::ClusterAccess& access, const std::string& no
       auto s = (*client)->call("cluster.status", nlohmann::json::object(), 2000ms);
       if (s.is_ok()) {
         for (const auto& n : (*s)["nodes"]) {
-          if (n.value("address", "") == node_ip && n.value("state", "") == "Active" && n.value("connected", false)) {
+          if (n.value("node_id", "") == node_id && n.value("state", "") == "Active" && n.value("connected", false)) {
             return Status::ok();
           }
         }
@@ -164,6 +169,9 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
   }
   if (!answered.is_ok()) return report_error("start", answered);
 
+  // The node id the agent will register as (it reads this file; a running one already has).
+  auto node_id = control::load_or_create_node_id(paths.agent_dir);
+  if (!node_id.is_ok()) return report_error("start", node_id.status());
   if (pid_t pid = control::running_pid(paths.agent_pid)) {
     fmt::print("The agent of this node is already running (pid {}); it re-attaches to the head.\n", pid);
   } else {
@@ -171,7 +179,7 @@ int start_head(const StartOptions& o, const GlobalOptions& global) {
                                   paths.logs_dir + "/agent.out", paths.agent_pid, "agent");
     if (!agent_pid.is_ok()) return report_error("start", agent_pid.status());
   }
-  if (Status s = wait_for_node(access, node_ip, paths.agent_pid, 10s); !s.is_ok()) {
+  if (Status s = wait_for_node(access, *node_id, paths.agent_pid, 10s); !s.is_ok()) {
     return report_error("start", s.with_context("the head started but this node's agent did not join"));
   }
   fmt::print("llmctl head started at {} (state dir {}).\n\n", access.address, state_dir);
@@ -203,10 +211,12 @@ int start_agent(const StartOptions& o, const GlobalOptions& global) {
   if (auto hp = control::parse_host_port(access->address); !hp.is_ok()) return report_error("start", hp.status());
   if (Status s = control::write_cluster_access(paths, *access); !s.is_ok()) return report_error("start", s);
   std::string node_ip = control::guess_node_address(o.node_ip);
+  auto node_id = control::load_or_create_node_id(paths.agent_dir);
+  if (!node_id.is_ok()) return report_error("start", node_id.status());
   auto pid = spawn_daemon(agent_args(o, state_dir, *access, node_ip, "worker"), access->token,
                          paths.logs_dir + "/agent.out", paths.agent_pid, "agent");
   if (!pid.is_ok()) return report_error("start", pid.status());
-  if (Status s = wait_for_node(*access, node_ip, paths.agent_pid, 10s); !s.is_ok()) {
+  if (Status s = wait_for_node(*access, *node_id, paths.agent_pid, 10s); !s.is_ok()) {
     if (control::running_pid(paths.agent_pid) == 0) {
       return report_error("start", s.with_context(fmt::format("the agent exited; see {}/agent.out", paths.logs_dir)));
     }

@@ -4,8 +4,9 @@ started with `--num-gpus 2` gives two 1-GPU bundles the indices 0 and 1 (each
 process sees its own CUDA_VISIBLE_DEVICES), a third 1-GPU request waits with
 its reason, `llmctl status` (JSON and text) shows the indices, a removed
 group's index goes to the waiting one, a restarted head keeps the indices,
-and an agent started with its own CUDA_VISIBLE_DEVICES hands its bundles
-the devices that list names. No GPU is needed: the processes only print
+an agent started with its own CUDA_VISIBLE_DEVICES hands its bundles
+the devices that list names, and a second agent on the head's own address
+(own state dir) is registered by the time `start` returns. No GPU is needed: the processes only print
 what they were given."""
 
 import json
@@ -104,6 +105,33 @@ def main():
         r = wait_for(lambda: (lambda s: s if s else None)(seen(marks, "remote")), 10, "the lf002 process")
         check(list(r.values()) == ["GPU-bbb"],
               f"index 0 is the first device the agent's CUDA_VISIBLE_DEVICES names: {list(r.values())}")
+
+        # --- a second agent on the head's host and address (its own state dir, as
+        # bench/cuda_device_tp_cluster.sh's spread case): `start --address` returns
+        # only once that agent is registered, not when the head's node (same address)
+        # is, so a request submitted right after is placed on it, not left pending ---
+        second = os.path.join(c.root, "lf001-second")
+        env = dict(LLMCTL_ADDRESS="", LLMCTL_TOKEN="", CUDA_VISIBLE_DEVICES="GPU-ccc")
+        r = c.head.run([h.LLMCTL, "--state-dir", second, "start", "--address", f"{c.head.address}:{h.PORT}",
+                        "--token", c.token, "--node-ip-address", c.head.address, "--num-gpus", "1", "--num-cpus", "2",
+                        "--node-name", "lf001-second", "--resources", json.dumps({"node:lf001b": 1})], env=env, timeout=30)
+        check(r.returncode == 0, f"a second agent on the head's address starts: {r.returncode} {r.stderr.strip()}")
+        try:
+            with open(os.path.join(second, "logs", "agent.log")) as f:
+                log = f.read()
+        except FileNotFoundError:
+            log = ""
+        check("registered with the head" in log, "its agent had registered when `start` returned")
+        late = submit(c, c.head, "late", [{"GPU": 1, "node:lf001b": 1}], marks, strategy="SPREAD")
+        check(late["state"] == "placed" and late["bundles"][0]["gpu_indices"] == [0],
+              f"a request right after `start` returns is placed on the new node: {late['state']} {late.get('reason')!r}")
+        nodes = {n["name"]: n for n in c.status_json()["nodes"]}
+        check("lf001-second" in nodes and nodes["lf001-second"]["state"] == "Active"
+              and nodes["lf001-second"]["address"] == c.head.address,
+              "status --json lists it Active at the head's address")
+        r = wait_for(lambda: (lambda s: s if s else None)(seen(marks, "late")), 10, "the second agent's process")
+        check(list(r.values()) == ["GPU-ccc"], f"it runs with the second agent's device: {list(r.values())}")
+        c.head.run([h.LLMCTL, "--state-dir", second, "stop"], env=env, timeout=30)
     print("PASS")
 
 
