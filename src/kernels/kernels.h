@@ -74,6 +74,11 @@ struct AttentionBatch {
   // Query tokens in the step (query_start[num_seqs]), when the caller knows
   // it on the host; 0: unknown. Lets a backend pick a prefill kernel.
   int64_t num_tokens = 0;
+  // How many leading sequences have exactly one query token (decode rows,
+  // which the scheduler puts first), when the caller knows it; 0: unknown
+  // or none. Lets a backend run a mixed step's decode rows on its decode
+  // kernel and the rest on its prefill kernel.
+  int32_t num_decode_seqs = 0;
 };
 
 // Per-row settings of Backend::sample_rows (an array in device memory).

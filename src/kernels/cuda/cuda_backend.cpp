@@ -180,6 +180,7 @@ class CudaBackend final : public Backend {
     args.max_blocks_per_seq = batch.max_blocks_per_seq;
     args.block_size = batch.block_size;
     args.num_tokens = batch.num_tokens;
+    args.num_decode_seqs = batch.num_decode_seqs;
     cuda::paged_attention(out, q, q_stride, static_cast<const __nv_bfloat16*>(k_cache),
                           static_cast<const __nv_bfloat16*>(v_cache), args, num_q_heads, num_kv_heads, head_dim, scale,
                           sliding_window, attention_, stream_);

@@ -83,6 +83,7 @@ struct PagedAttentionArgs {
   int32_t max_blocks_per_seq = 0;
   int32_t block_size = 0;
   int64_t num_tokens = 0;
+  int32_t num_decode_seqs = 0;
 };
 
 // Split-decode partials and per-(sequence, head) counters, grown on demand

@@ -279,6 +279,29 @@ void paged_attention(float* out, const float* q, int64_t q_stride, const __nv_bf
   CUDA_REQUIRE(q_stride >= num_q_heads * head_dim);
   CUDA_REQUIRE(static_cast<int64_t>(batch.num_seqs) * num_q_heads < (int64_t{1} << 31));
   if (batch.num_seqs == 0) return;
+  const int32_t decodes = batch.num_decode_seqs;
+  if (batch.num_tokens > batch.num_seqs && decodes > 0 && decodes < batch.num_seqs) {
+    // A mixed step: its leading decode rows on the decode kernels, the rest
+    // on the prefill kernel, so no decode row takes a whole tensor-core tile
+    // of queries per query head. Both parts index q and out through their
+    // own query_start entries, which stay absolute.
+    PagedAttentionArgs decode = batch;
+    decode.num_seqs = decodes;
+    decode.num_tokens = decodes;
+    decode.num_decode_seqs = 0;
+    PagedAttentionArgs prefill = batch;
+    prefill.num_seqs = batch.num_seqs - decodes;
+    prefill.query_start = batch.query_start + decodes;
+    prefill.context_len = batch.context_len + decodes;
+    prefill.block_tables = batch.block_tables + static_cast<int64_t>(decodes) * batch.max_blocks_per_seq;
+    prefill.num_tokens = batch.num_tokens - decodes;
+    prefill.num_decode_seqs = 0;
+    paged_attention(out, q, q_stride, k_cache, v_cache, decode, num_q_heads, num_kv_heads, head_dim, scale,
+                    sliding_window, scratch, stream);
+    paged_attention(out, q, q_stride, k_cache, v_cache, prefill, num_q_heads, num_kv_heads, head_dim, scale,
+                    sliding_window, scratch, stream);
+    return;
+  }
   if (flash_prefill_attention(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
                               sliding_window, stream) ||
       decode_gqa_attention(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,

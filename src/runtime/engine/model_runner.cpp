@@ -286,6 +286,14 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   in.attention.block_tables = base + offsets[5];
   in.attention.max_blocks_per_seq = b.max_blocks_per_seq;
   in.attention.block_size = kv_.block_size;
+  // The scheduler puts running decodes first: the backend may run them on
+  // its decode kernel apart from the step's prefill rows.
+  while (in.attention.num_decode_seqs < b.num_seqs() &&
+         b.query_start[static_cast<std::size_t>(in.attention.num_decode_seqs) + 1] -
+                 b.query_start[static_cast<std::size_t>(in.attention.num_decode_seqs)] ==
+             1) {
+    ++in.attention.num_decode_seqs;
+  }
   in.num_logits = static_cast<int64_t>(b.logits_indices.size());
   in.logits_indices = base + offsets[6];
   if (model_->layout().sharded()) in.embedding_rows = base + offsets[7];

@@ -102,6 +102,26 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
       check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention (token count known)");
     }
   }
+  // The engine's order puts decode rows first and says how many: a mixed
+  // step then runs them on the decode kernels and the rest on its own.
+  int32_t decodes = 0;
+  while (decodes < num_seqs && seqs[static_cast<std::size_t>(decodes)].num_queries == 1) ++decodes;
+  if (decodes > 0 && decodes < num_seqs && tokens > num_seqs) {
+    gpu_batch.num_decode_seqs = decodes;
+    CAPTURE(decodes);
+    for (int run = 0; run < 2; ++run) {
+      CAPTURE(run);
+      // A fresh output: a row neither part writes keeps the sentinel and fails.
+      GuardedArray<float> d_split(*b.gpu, tokens * qh * head_dim);
+      b.gpu->paged_attention(d_split.data(), d_q.data(), q_stride, d_k.data(), d_v.data(), gpu_batch, qh, kvh,
+                             head_dim, scale, sliding_window);
+      if (head_dim == 64 || head_dim == 128) {
+        check_close(d_split.download(), want, 2e-2, 2e-2, "paged_attention (decode rows apart, flash prefill)");
+      } else {
+        check_close(d_split.download(), want, 2e-5, 1e-4, "paged_attention (decode rows apart)");
+      }
+    }
+  }
 }
 
 TEST_CASE("cuda paged_attention matches the cpu") {
@@ -129,6 +149,14 @@ TEST_CASE("cuda paged_attention matches the cpu") {
     }
     SUBCASE("chunked prefill and decode mixed in one step, GQA 8:1") {
       check_attention(b, rng, {{7, 50}, {1, 33}, {64, 64}, {100, 2100}}, 16, 2, head_dim, 0);
+    }
+    SUBCASE("decode rows first, then prefill rows (the scheduler's order): each part on its own kernel") {
+      check_attention(b, rng, {{1, 33}, {1, 700}, {1, 5}, {7, 50}, {64, 64}, {1, 90}}, 32, 8, head_dim, 0);
+      std::vector<SeqShape> mixed;
+      for (int32_t i = 0; i < 40; ++i) mixed.push_back({1, 1 + (i * 53) % 900});
+      mixed.push_back({100, 300});
+      check_attention(b, rng, mixed, 16, 4, head_dim, 0);
+      check_attention(b, rng, {{1, 200}, {1, 17}, {50, 90}}, 8, 2, head_dim, 16);  // sliding window
     }
     SUBCASE("sliding window") { check_attention(b, rng, {{1, 200}, {50, 90}, {3, 16}}, 4, 2, head_dim, 16); }
     SUBCASE("batched decode of many sequences: one block per KV head serves its query heads") {
