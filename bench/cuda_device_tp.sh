@@ -71,7 +71,7 @@ if [ "$what" != tokens ]; then
     LLMCTL_STEP_TIMING=1 timeout 400 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
       --device cuda --tp "$tp" --concurrency ${TP_CONCURRENCY:-64} --prompts-per-client 2 --input-len 512 \
       --output-len 128 --max-model-len 1024 --start-timeout 300 --server-log "$out/serve_tp$tp.log" \
-      --serve-args "${TP_SERVE_ARGS:-}" \
+      "--serve-args=${TP_SERVE_ARGS:-}" \
       2>&1 | tee "$out/serve_tp${tp}_$shape.md"
     grep "step timing" "$out/serve_tp$tp.log"
   done

@@ -5,8 +5,9 @@ use (#7's target), without the dataset itself (nothing outside Debian and PyPI
 is reachable here). Prompt and output lengths are drawn from log-normal
 distributions whose means match that sample's (about 215 prompt tokens and 198
 output tokens per request for Llama 3 over 1,000 requests), clipped the way
-vLLM's benchmark filters ShareGPT (4..1024 prompt tokens, prompt + output <=
-2048). Prompts are common one-token words, so the word count is about the
+vLLM's benchmark filters ShareGPT: 4..1024 prompt tokens, and prompt +
+output within 1,800 words (2,048 tokens there; a word is not always one
+token). Prompts are common one-token words, so the word count is about the
 token count; each line is {"prompt": str, "output_len": int}.
 
   bench/make_sharegpt_like.py OUT.jsonl [--num 1000] [--seed 0]"""
@@ -36,7 +37,8 @@ def main():
     with open(a.out, "w") as f:
         for _ in range(a.num):
             p = min(1024, max(4, round(rng.lognormvariate(mu_in, a.sigma))))
-            o = min(2048 - p, max(4, round(rng.lognormvariate(mu_out, a.sigma))))
+            # Words are about one token each, not exactly: leave a margin below 2,048.
+            o = min(1800 - p, max(4, round(rng.lognormvariate(mu_out, a.sigma))))
             n_in += p
             n_out += o
             text = " ".join(rng.choice(WORDS) for _ in range(p))

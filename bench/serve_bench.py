@@ -86,6 +86,8 @@ def main():
                   f"| {r['ttft']['p50_ms']:.1f} / {r['ttft']['p99_ms']:.1f} "
                   f"| {r['tpot']['p50_ms']:.2f} / {r['tpot']['p99_ms']:.2f} "
                   f"| {r['itl']['p50_ms']:.2f} / {r['itl']['p99_ms']:.2f} | {r['errors']} |", flush=True)
+            if r["errors"]:
+                print(f"first error: {r.get('first_error', '?')}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
