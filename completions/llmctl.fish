@@ -115,7 +115,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from serve' -l address -d 'Place r
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l placement -d 'How --address spreads the ranks over nodes'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l token -d 'Cluster token for --address'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l enforce-eager -d 'CUDA: launch every kernel of a decode step (no CUDA graphs)'
-complete -c llmctl -n '__fish_seen_subcommand_from serve' -l restart -d 'With --address: place the engine again when a rank dies'
+complete -c llmctl -n '__fish_seen_subcommand_from serve' -l restart -d 'With --tp: start (with --address: place) the ranks and engine again when a rank dies'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -F
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l help -d 'Print this help message and exit'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l model -d 'Hugging Face model folder'

@@ -81,6 +81,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   config.gpu_memory_utilization = o.gpu_memory_utilization;
   config.enforce_eager = o.enforce_eager;
   ClusterRankGroupOptions co;  // kept: --restart places the same group again
+  LocalRankGroupOptions ro;    // kept: --restart starts the same local ranks again
   if (o.tp > 1 && !o.address.empty()) {
     auto access = control::resolve_cluster_access(o.address, o.token, control::NodePaths(resolve_state_dir(global)));
     if (!access.is_ok()) return report_error("serve", access.status());
@@ -107,7 +108,6 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   } else if (o.tp > 1) {
     auto device = local_group_device(o.device);
     if (!device.is_ok()) return report_error("serve", device.status());
-    LocalRankGroupOptions ro;
     ro.model_dir = model_dir;
     ro.tp = o.tp;
     ro.device = *device;
@@ -175,34 +175,51 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   // ranks (stuck in collectives with it) are killed, and the next step fails
   // its requests with the collective's error.
   std::atomic<bool> watching{ranks != nullptr || cluster_ranks != nullptr};
-  // --restart across the cluster: the old engine and group go, then the group
-  // is placed and the engine loaded again until that works (every 2 s) or
-  // serve stops; /health says 503 with the cause meanwhile.
-  auto restart_cluster_engine = [&]() -> bool {
+  // --restart: the old engine and its ranks go, then the ranks are started
+  // again (placed again across the cluster: maybe on other nodes and GPUs)
+  // and the engine loaded until that works (every 2 s) or serve stops;
+  // /health says 503 with the cause meanwhile.
+  const bool across_cluster = cluster_ranks != nullptr;
+  auto restart_engine = [&]() -> bool {
     backend.retire();
     cluster_ranks.reset();
+    ranks.reset();
     for (int attempt = 1; watching; ++attempt) {
-      std::fprintf(stderr, "llmctl serve: placing the engine again (attempt %d) ...\n", attempt);
+      std::fprintf(stderr, "llmctl serve: %s the engine's ranks again (attempt %d) ...\n",
+                   across_cluster ? "placing" : "starting", attempt);
+      engine::EngineConfig again = config;
+      std::unique_ptr<ClusterRankGroup> new_cluster;
+      std::unique_ptr<LocalRankGroup> new_local;
       Status failed;
-      if (auto group = ClusterRankGroup::start(co); group.is_ok()) {
-        engine::EngineConfig again = config;
-        again.device = (*group)->device();  // placed again: maybe another GPU of this node
-        again.communicator = (*group)->communicator();
-        again.cuda_stream = (*group)->communicator()->stream();
-        auto reloaded = engine::load_engine(model_dir, again, {}, {}, (*codec)->tokenizer().eos_ids());
-        if (reloaded.is_ok()) {
-          cluster_ranks = std::move(group).value();
-          backend.start(std::move(reloaded->engine), reloaded->eos_ids);
-          std::fprintf(stderr, "llmctl serve: the engine serves again (placement group %s)\n",
-                       cluster_ranks->group_id().c_str());
-          return true;
+      if (across_cluster) {
+        if (auto group = ClusterRankGroup::start(co); group.is_ok()) {
+          new_cluster = std::move(group).value();
+          again.device = new_cluster->device();  // placed again: maybe another GPU of this node
+          again.communicator = new_cluster->communicator();
+        } else {
+          failed = group.status();
         }
-        failed = reloaded.status();
+      } else if (auto group = LocalRankGroup::start(ro); group.is_ok()) {
+        new_local = std::move(group).value();
+        again.communicator = new_local->communicator();
       } else {
         failed = group.status();
       }
-      logger("serve")->error("placing the engine again: {}", failed.message());
-      std::fprintf(stderr, "llmctl serve: placing the engine again: %s\n", failed.message().c_str());
+      if (failed.is_ok()) {
+        again.cuda_stream = again.communicator->stream();
+        auto reloaded = engine::load_engine(model_dir, again, {}, {}, (*codec)->tokenizer().eos_ids());
+        if (reloaded.is_ok()) {
+          cluster_ranks = std::move(new_cluster);
+          ranks = std::move(new_local);
+          backend.start(std::move(reloaded->engine), reloaded->eos_ids);
+          std::fprintf(stderr, "llmctl serve: the engine serves again%s\n",
+                       across_cluster ? fmt::format(" (placement group {})", cluster_ranks->group_id()).c_str() : "");
+          return true;
+        }
+        failed = reloaded.status();
+      }
+      logger("serve")->error("starting the engine again: {}", failed.message());
+      std::fprintf(stderr, "llmctl serve: starting the engine again: %s\n", failed.message().c_str());
       for (int i = 0; i < 40 && watching; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return false;
@@ -221,7 +238,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
         }
         if (exited || backend.state() == server::BackendState::kDead) {
           kill_all();
-          if (o.restart && cluster_ranks && restart_cluster_engine()) continue;
+          if (o.restart && restart_engine()) continue;
           return;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -270,7 +287,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
   cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
-  cmd->add_flag("--restart", o->restart, "With --address: place the engine again when a rank dies");
+  cmd->add_flag("--restart", o->restart, "With --tp: start (with --address: place) the ranks and engine again when a rank dies");
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {
       setup_logging(ctx.global, "serve", /*to_file=*/false);

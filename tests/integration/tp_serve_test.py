@@ -5,7 +5,9 @@ streaming and a plain completion are running: both fail with an error naming
 the rank and its node (the stream with an SSE error event, the other with a
 500), /health turns 503 within a few seconds naming the rank, a new completion
 fails with an error, the other ranks are reaped (none left running), and serve
-still stops cleanly."""
+still stops cleanly. Then `serve --tp 2 --restart`: a killed rank turns
+/health 503, a new rank process replaces it, /health is 200 again and the
+greedy text is unchanged."""
 import http.client
 import json
 import os
@@ -173,6 +175,52 @@ with tempfile.TemporaryDirectory() as tmp:
     # The ranks left behind fail their collectives too and may be reaped first;
     # the engine's error names the killed one by pid (its liveness port refuses).
     check(workers and f"pid {victim})" in err and "exited (its liveness port" in err, f"serve's stderr does not name the dead rank: {err[-600:]}")
+
+    # With --restart a local group comes back: a killed rank is replaced by a
+    # new process and the engine serves the same greedy text again.
+    port = free_port()
+    proc = subprocess.Popen([BIN, "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--tp", "2",
+                             "--max-model-len", "256", "--restart"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    body = {"model": model, "prompt": prompt, "max_tokens": 48, "temperature": 0, "ignore_eos": True}
+
+    def wait_health(want_status, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if request(port, "GET", "/health")[0] == want_status:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+    try:
+        check(wait_health(200, 60), "serve --tp 2 --restart did not become healthy")
+        first_workers = children_of(proc.pid)
+        check(len(first_workers) == 1, f"expected 1 worker rank, found {first_workers}")
+        if first_workers:
+            os.kill(first_workers[0], signal.SIGKILL)
+            check(wait_health(503, 10), "/health did not turn 503 after the rank was killed (--restart)")
+            t0 = time.time()
+            check(wait_health(200, 60), "/health did not come back to 200 with --restart")
+            print(f"--restart: healthy again {time.time() - t0:.1f} s after 503")
+            new_workers = children_of(proc.pid)
+            check(len(new_workers) == 1 and new_workers[0] != first_workers[0],
+                  f"a new worker rank replaces the killed one: {first_workers} -> {new_workers}")
+            status, text = request(port, "POST", "/v1/completions", body)
+            check(status == 200, f"completion after the restart: {status} {text}")
+            if status == 200 and want is not None:
+                got = json.loads(text)["choices"][0]["text"]
+                check(got == want, f"after --restart the text {got!r} != generate --tp 1 {want!r}")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            failures.append("serve --restart did not exit on SIGTERM")
+    check("serves again" in err, f"serve's stderr says the engine serves again: {err[-600:]}")
 
 if failures:
     sys.exit(1)
