@@ -411,6 +411,15 @@ void run_op_profile(const ModelConfig& c) {
          b->paged_attention(out->f32(), q, qkv_width, (*k_cache)->data(), (*v_cache)->data(), batch, QH, KVH, D, scale,
                             0);
        }},
+      // With the token count known, a decode step takes the grouped kernel
+      // (one block per KV head, split over keys); unknown, the per-query-head one.
+      {"paged_attn_grouped",
+       [&] {
+         kernels::AttentionBatch known = batch;
+         known.num_tokens = 1;
+         b->paged_attention(out->f32(), q, qkv_width, (*k_cache)->data(), (*v_cache)->data(), known, QH, KVH, D,
+                            scale, 0);
+       }},
       {"silu_and_mul", [&] { b->silu_and_mul(out->f32(), gate_up->f32(), 1, F); }},
       {"gather_rows", [&] { b->gather_rows(out->f32(), x->f32(), iv + 6 + num_blocks, 1, H); }},
   };

@@ -25,6 +25,8 @@ constexpr int kThreads = kWarps * 32;
 // Split keys until the grid has about this many blocks (two per SM of an
 // H100/H200); a batch with as many (sequence, KV head) pairs runs unsplit.
 constexpr int64_t kTargetBlocks = 264;
+// Fewer (sequence, KV head) pairs than this go to the per-query-head kernel.
+constexpr int64_t kMinGroupedPairs = 32;
 constexpr int64_t kMaxSplits = 64;
 // Fewer keys than this per split (of the longest context the block table
 // allows) would leave the warps idle.
@@ -285,6 +287,11 @@ bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __
   const int64_t group = num_q_heads / num_kv_heads;
   if (group < 1 || group > 8) return false;
   if (head_dim > 128) return false;
+  // A batch of one to three sequences (at 8 KV heads) is bound by latency,
+  // not by K/V bytes: the per-query-head kernel (paged_attention.cu) takes
+  // 10 us per 8B layer at 256 tokens of context where this one, split over
+  // keys and merged by the last block, takes 15 us (H200).
+  if (static_cast<int64_t>(batch.num_seqs) * num_kv_heads < kMinGroupedPairs) return false;
   DecodeSplit split;
   split.splits = decode_splits(batch, num_kv_heads);
   if (split.splits > 1) {

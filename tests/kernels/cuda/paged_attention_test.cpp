@@ -137,12 +137,16 @@ TEST_CASE("cuda paged_attention matches the cpu") {
       check_attention(b, rng, {{1, 5000}, {1, 3}, {1, 2049}}, 8, 2, head_dim, 0);
       check_attention(b, rng, {{1, 777}}, 32, 8, head_dim, 100);  // sliding window within a split decode
     }
-    SUBCASE("grouped decode split over keys: GQA 8:1 long and short, one sequence of an 8B shape") {
+    SUBCASE("decode split over keys: GQA 8:1 long and short, one sequence of an 8B shape, and grouped batches") {
       check_attention(b, rng, {{1, 3000}, {1, 40}}, 16, 2, head_dim, 0);  // 64 splits of the 3,008-key table
       check_attention(b, rng, {{1, 640}}, 32, 8, head_dim, 0);
       check_attention(b, rng, {{1, 5}, {1, 1}, {1, 90}}, 8, 8, head_dim, 0);  // splits with no keys at all
       check_attention(b, rng, {{1, 700}, {1, 33}}, 14, 2, head_dim, 0);      // GQA 7:1 (Qwen2.5-0.5B)
       check_attention(b, rng, {{1, 300}}, 12, 4, head_dim, 20);              // GQA 3:1, sliding window
+      // At least 32 (sequence, KV head) pairs: the grouped kernel, 9 key splits.
+      check_attention(b, rng, {{1, 3000}, {1, 40}, {1, 1000}, {1, 5}}, 32, 8, head_dim, 0);
+      check_attention(b, rng, {{1, 2000}, {1, 700}, {1, 33}, {1, 1}}, 56, 8, head_dim, 0);  // GQA 7:1
+      check_attention(b, rng, {{1, 900}, {1, 400}, {1, 64}, {1, 7}}, 32, 8, head_dim, 100);  // sliding window
     }
     SUBCASE("prefill of several sequences, no GQA") {
       check_attention(b, rng, {{5, 5}, {40, 40}, {130, 130}}, 4, 4, head_dim, 0);
