@@ -47,6 +47,17 @@ def request(port, method, path, body=None):
     return r.status, data
 
 
+def stop(proc, what):
+    """SIGTERM, then its output; a process still there after 20 s is killed and counted as a failure."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        failures.append(f"{what} did not exit on SIGTERM")
+        return proc.communicate()
+
+
 def children_of(pid):
     kids = []
     for entry in os.listdir("/proc"):
@@ -165,13 +176,7 @@ with tempfile.TemporaryDirectory() as tmp:
                 time.sleep(0.05)
             check(not children_of(proc.pid), f"ranks left running after one died: {children_of(proc.pid)}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            failures.append("serve did not exit on SIGTERM")
+        out, err = stop(proc, "serve")
     # The ranks left behind fail their collectives too and may be reaped first;
     # the engine's error names the killed one by pid (its liveness port refuses).
     check(workers and f"pid {victim})" in err and "exited (its liveness port" in err, f"serve's stderr does not name the dead rank: {err[-600:]}")
@@ -213,13 +218,7 @@ with tempfile.TemporaryDirectory() as tmp:
                 got = json.loads(text)["choices"][0]["text"]
                 check(got == want, f"after --restart the text {got!r} != generate --tp 1 {want!r}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            out, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            failures.append("serve --restart did not exit on SIGTERM")
+        out, err = stop(proc, "serve --restart")
     check("serves again" in err, f"serve's stderr says the engine serves again: {err[-600:]}")
 
 if failures:
