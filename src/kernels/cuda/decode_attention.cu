@@ -11,6 +11,7 @@
 // last block of the pair to finish (a per-pair counter) merges them.
 #include <cfloat>
 
+#include "kernels/cuda/attention_scratch.cuh"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -250,29 +251,13 @@ int decode_splits(const PagedAttentionArgs& b, int64_t num_kv_heads) {
   return static_cast<int>(splits < 1 ? 1 : splits);
 }
 
-// Grows the partials and counters in `scratch` (shared with
-// paged_attention.cu's split decode: both leave the counters at zero) for
-// this launch; stream-ordered, so a CUDA graph captured later sees the
-// grown buffers (the backend's scratch_epoch() changes with them).
+// Grows `scratch` (attention_scratch.cuh) for this launch and points the
+// split at it.
 void ensure_split_scratch(AttentionScratch& scratch, DecodeSplit& split, int64_t pairs, int64_t group,
                           int64_t head_dim, cudaStream_t stream) {
   const std::size_t floats = static_cast<std::size_t>(pairs) * static_cast<std::size_t>(split.splits) *
                              static_cast<std::size_t>(group) * static_cast<std::size_t>(head_dim + 2);
-  if (scratch.partial_floats < floats) {
-    if (scratch.partials != nullptr) CUDA_CHECK(cudaFreeAsync(scratch.partials, stream));
-    void* p = nullptr;
-    CUDA_CHECK(cudaMallocAsync(&p, floats * sizeof(float), stream));
-    scratch.partials = static_cast<float*>(p);
-    scratch.partial_floats = floats;
-  }
-  if (scratch.num_counters < static_cast<std::size_t>(pairs)) {
-    if (scratch.counters != nullptr) CUDA_CHECK(cudaFreeAsync(scratch.counters, stream));
-    void* p = nullptr;
-    CUDA_CHECK(cudaMallocAsync(&p, static_cast<std::size_t>(pairs) * sizeof(int), stream));
-    CUDA_CHECK(cudaMemsetAsync(p, 0, static_cast<std::size_t>(pairs) * sizeof(int), stream));
-    scratch.counters = static_cast<int*>(p);
-    scratch.num_counters = static_cast<std::size_t>(pairs);
-  }
+  grow_attention_scratch(scratch, floats, static_cast<std::size_t>(pairs), stream);
   split.partials = scratch.partials;
   split.counters = scratch.counters;
 }

@@ -14,6 +14,7 @@
 // decode_attention.cu, which reads each K/V row once for its query heads.
 #include <cfloat>
 
+#include "kernels/cuda/attention_scratch.cuh"
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -236,21 +237,7 @@ void ensure_scratch(AttentionScratch& scratch, const PagedAttentionLaunch& cfg, 
   const auto pairs = static_cast<std::size_t>(cfg.grid.x);
   const std::size_t floats =
       pairs * static_cast<std::size_t>(cfg.decode_splits) * static_cast<std::size_t>(head_dim + 2);
-  if (scratch.partial_floats < floats) {
-    if (scratch.partials != nullptr) CUDA_CHECK(cudaFreeAsync(scratch.partials, stream));
-    void* p = nullptr;
-    CUDA_CHECK(cudaMallocAsync(&p, floats * sizeof(float), stream));
-    scratch.partials = static_cast<float*>(p);
-    scratch.partial_floats = floats;
-  }
-  if (scratch.num_counters < pairs) {
-    if (scratch.counters != nullptr) CUDA_CHECK(cudaFreeAsync(scratch.counters, stream));
-    void* p = nullptr;
-    CUDA_CHECK(cudaMallocAsync(&p, pairs * sizeof(int), stream));
-    CUDA_CHECK(cudaMemsetAsync(p, 0, pairs * sizeof(int), stream));
-    scratch.counters = static_cast<int*>(p);
-    scratch.num_counters = pairs;
-  }
+  grow_attention_scratch(scratch, floats, pairs, stream);
 }
 
 template <int kPerLane>
