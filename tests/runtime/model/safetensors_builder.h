@@ -38,7 +38,8 @@ inline uint16_t half_bits(float v, const std::string& dtype) {
   return static_cast<uint16_t>(sign | (static_cast<uint32_t>(exponent) << 10) | ((f >> 13) & 0x3ffu));
 }
 
-// f32_safetensors with every tensor stored as dtype ("F32", "BF16", "F16").
+// The tensors as a safetensors file, every one stored as dtype ("F32",
+// "BF16", "F16"; 16-bit values must be exactly representable, see half_bits).
 inline std::string typed_safetensors(const std::vector<F32Tensor>& tensors, const std::string& dtype) {
   std::string header = "{", data;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
@@ -66,24 +67,7 @@ inline std::string typed_safetensors(const std::vector<F32Tensor>& tensors, cons
   return safetensors_bytes(header, data);
 }
 
-inline std::string f32_safetensors(const std::vector<F32Tensor>& tensors) {
-  std::string header = "{", data;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const auto& t = tensors[i];
-    std::string shape;
-    for (std::size_t d = 0; d < t.shape.size(); ++d) {
-      if (d) shape += ',';
-      shape += std::to_string(t.shape[d]);
-    }
-    const std::size_t begin = data.size();
-    data.append(reinterpret_cast<const char*>(t.values.data()), t.values.size() * sizeof(float));
-    if (i) header += ',';
-    header += "\"" + t.name + "\":{\"dtype\":\"F32\",\"shape\":[" + shape + "],\"data_offsets\":[";
-    header += std::to_string(begin) + "," + std::to_string(data.size()) + "]}";
-  }
-  header += "}";
-  return safetensors_bytes(header, data);
-}
+inline std::string f32_safetensors(const std::vector<F32Tensor>& tensors) { return typed_safetensors(tensors, "F32"); }
 
 inline void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
