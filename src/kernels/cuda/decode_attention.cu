@@ -1,37 +1,53 @@
-// Attention for decode-only steps with many sequences: one block per
-// (sequence, KV head) serves all G query heads that share that KV head, so
-// each key and value row is read from the cache once instead of G times
-// (with GQA the KV reads are most of a batched decode step's attention
-// traffic). The block's warps split the keys; per key a warp forms G dot
-// products (lanes split head_dim, kPerLane consecutive bf16 elements each,
-// one vector load per K or V row) and keeps G online softmaxes; the block
-// then merges its warps. When the batch has too few (sequence, KV head)
-// pairs to fill the GPU, each pair's keys are split over several blocks
-// (flash-decoding): each leaves its G partial softmaxes in scratch, and the
-// last block of the pair to finish (a per-pair counter) merges them.
+// Attention for decode-only steps with many sequences, on the tensor cores:
+// one block per (sequence, KV head) serves all G query heads that share that
+// KV head, so each key and value row is read from the cache once instead of
+// G times (with GQA the KV reads are most of a batched decode step's
+// attention traffic). The G query rows form the top of a 16-row mma tile
+// (G <= 8; the lower rows are zero), so a tile of 16 keys costs a warp
+// head_dim / 16 mma instructions for the scores and head_dim / 8 for P x V,
+// where a CUDA-core kernel spends a warp reduction per key and query head.
+//
+// The block's four warps take 16 keys each of a 64-key tile. Tiles are
+// copied from the paged cache into shared memory with cp.async, the next
+// one in flight while the current one is used. Each warp keeps its own
+// online softmax (fp32 max and sum per query row) and its fp32 output in
+// mma accumulator registers, reusing the score accumulators as the bf16
+// P operand (the m16n8k16 C and A layouts line up); the warps merge once at
+// the end. Queries are scaled before rounding to bf16, as in flash prefill;
+// transformers computes bf16 models' attention in bf16 too.
+//
+// When the batch has too few (sequence, KV head) pairs to fill the GPU,
+// each pair's keys are split over several blocks (flash-decoding): each
+// leaves its G partial softmaxes in scratch, and the last block of the pair
+// to finish (a per-pair counter) merges them.
+#include <cuda_bf16.h>
+#include <cuda_pipeline_primitives.h>
+
 #include <cfloat>
+#include <cstdint>
 
 #include "kernels/cuda/attention_scratch.cuh"
-#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/cuda/kv_bf16.cuh"
 #include "kernels/cuda/launch.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
 
-constexpr int kWarps = 8;
+constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-// Split keys until the grid has about this many blocks (two per SM of an
-// H100/H200); a batch with as many (sequence, KV head) pairs runs unsplit.
-constexpr int64_t kTargetBlocks = 264;
+constexpr int kKeysPerWarp = 16;  // one m16n8k16 k-step of P x V
+constexpr int kTile = kWarps * kKeysPerWarp;
+// Split keys until the grid has about this many blocks (three per SM of an
+// H100/H200, as many as their shared memory holds at head dim 128); a batch
+// with as many (sequence, KV head) pairs runs unsplit.
+constexpr int64_t kTargetBlocks = 396;
 // Fewer (sequence, KV head) pairs than this go to the per-query-head kernel.
 constexpr int64_t kMinGroupedPairs = 32;
 constexpr int64_t kMaxSplits = 64;
 // Fewer keys than this per split (of the longest context the block table
-// allows) would leave the warps idle.
-constexpr int64_t kMinKeysPerSplit = 4 * kWarps;
+// allows) would leave the tile mostly empty.
+constexpr int64_t kMinKeysPerSplit = kTile;
 
 // Key splits per (sequence, KV head) pair and where their partials go:
 // partials [pairs, splits, G, head_dim + 2] (max, sum, then the unnormalised
@@ -42,105 +58,232 @@ struct DecodeSplit {
   int* counters = nullptr;
 };
 
-template <int kPerLane, int G>
-struct DecodeShared {
-  float warp_max[kWarps][G];
-  float warp_sum[kWarps][G];
-  float warp_acc[kWarps][G][32 * kPerLane];
+// Shared memory for head dim D: two stages of a K and a V tile, rows padded
+// to D + 8 bf16 so that both the 32-bit fragment loads of K (8 rows x 4
+// words) and ldmatrix of V (8 rows of 16 bytes) hit distinct banks. After
+// the loop the same bytes hold the warps' outputs, maxima and sums.
+template <int D>
+struct DecodeLayout {
+  static constexpr int kLd = D + 8;
+  static constexpr int kTileElems = kTile * kLd;
+  static constexpr int kBytes = 2 * 2 * kTileElems * 2;
+  static_assert(kWarps * 8 * (D + 2) * 4 <= kBytes, "the warp merge fits in the tile space");
 };
 
-template <int kPerLane, int G>
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// d = a (16 x 16, row-major) x b (16 x 8, column-major) + d, bf16 in, fp32 accumulate.
+__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
+  const uint32_t zero = 0;  // rows 8..15 of a: no query heads there
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(zero), "r"(a2), "r"(zero), "r"(b0), "r"(b1));
+}
+
+// Four 8 x 8 bf16 matrices from shared memory, transposed: lane l gives the
+// address of row l % 8 of matrix l / 8.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* p) {
+  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+template <int D, int G>
 __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const float* q, int64_t q_stride,
                                                               const __nv_bfloat16* k_cache,
                                                               const __nv_bfloat16* v_cache,
                                                               PagedAttentionArgs b, int num_q_heads, int num_kv_heads,
-                                                              int head_dim, float scale, int64_t sliding_window,
+                                                              float scale, int64_t sliding_window,
                                                               DecodeSplit split) {
+  static_assert(G >= 1 && G <= 8, "query heads per KV head fill at most the top half of an mma tile");
+  using L = DecodeLayout<D>;
   pdl_begin();
-  __shared__ DecodeShared<kPerLane, G> sh;
+  extern __shared__ __align__(128) unsigned char smem[];
+  auto* tiles = reinterpret_cast<__nv_bfloat16*>(smem);
   __shared__ bool last_split;
   const int s = static_cast<int>(blockIdx.x) / num_kv_heads, kvh = static_cast<int>(blockIdx.x) % num_kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int grp = lane / 4, quad = lane % 4;  // mma fragment row and column pair
   const int token = b.query_start[s];
   const int64_t ctx = b.context_len[s];
   const int64_t pos = ctx - 1;
   const int64_t window_lo = sliding_window > 0 && pos - sliding_window + 1 > 0 ? pos - sliding_window + 1 : 0;
-  // This block's share [lo, hi] of the keys (all of them unsplit).
+  // This block's share [lo, hi] of the keys (all of them unsplit); empty
+  // when the split lies past the context.
   const int64_t per_split = (pos + 1 - window_lo + split.splits - 1) / split.splits;
   const int64_t lo = window_lo + static_cast<int64_t>(blockIdx.y) * per_split;
   const int64_t hi = lo + per_split - 1 < pos ? lo + per_split - 1 : pos;
+  const int num_tiles = hi >= lo ? static_cast<int>((hi - lo + kTile) / kTile) : 0;
   const int32_t* table = b.block_tables + static_cast<int64_t>(s) * b.max_blocks_per_seq;
-  const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * head_dim;
-  const int64_t kv_offset = static_cast<int64_t>(kvh) * head_dim;
-  // Lane l holds elements [l * kPerLane, (l + 1) * kPerLane) of head_dim.
-  const int d0 = lane * kPerLane, in_range = head_dim - d0;
-  const bool vec = head_dim % kPerLane == 0;
+  const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * D;
+  const int64_t kv_offset = static_cast<int64_t>(kvh) * D;
 
-  float qr[G][kPerLane], acc[G][kPerLane], m[G], l[G];
+  // Copies tile t's K and V rows into stage st; rows past hi are zeroed (a
+  // zero probability times stale bits could be NaN).
+  auto load_tile = [&](int t, int st) {
+    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    constexpr int kRowsPerPass = kThreads / kPieces;
+    __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems;
+    __nv_bfloat16* sv = sk + L::kTileElems;
+    const int c = (threadIdx.x % kPieces) * 8;
+    const int64_t first = lo + static_cast<int64_t>(t) * kTile;
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
-    const float* qv = q + static_cast<int64_t>(token) * q_stride + static_cast<int64_t>(kvh * G + g) * head_dim;
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) {
-      qr[g][i] = i < in_range ? qv[d0 + i] * scale : 0.0f;
-      acc[g][i] = 0.0f;
+    for (int r = threadIdx.x / kPieces; r < kTile; r += kRowsPerPass) {
+      const int64_t j = first + r;
+      __nv_bfloat16* dk = sk + r * L::kLd + c;
+      __nv_bfloat16* dv = sv + r * L::kLd + c;
+      if (j <= hi) {
+        const int64_t slot = static_cast<int64_t>(table[j / b.block_size]) * b.block_size + j % b.block_size;
+        const int64_t off = slot * kv_row + kv_offset + c;
+        __pipeline_memcpy_async(dk, k_cache + off, 16);
+        __pipeline_memcpy_async(dv, v_cache + off, 16);
+      } else {
+        *reinterpret_cast<uint4*>(dk) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(dv) = make_uint4(0, 0, 0, 0);
+      }
     }
-    m[g] = -FLT_MAX;
-    l[g] = 0.0f;
+    __pipeline_commit();
+  };
+  if (num_tiles > 0) load_tile(0, 0);
+
+  // This lane's share of the scaled query rows as mma A fragments: row grp
+  // (query head kvh * G + grp), columns quad * 2 + {0, 1} and + 8 of each
+  // 16-wide k-step.
+  uint32_t qa[D / 16][2];
+  {
+    const float* qrow = q + static_cast<int64_t>(token) * q_stride + static_cast<int64_t>(kvh * G + grp) * D;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int c = kk * 16 + quad * 2;
+      qa[kk][0] = grp < G ? pack_bf16(qrow[c] * scale, qrow[c + 1] * scale) : 0u;
+      qa[kk][1] = grp < G ? pack_bf16(qrow[c + 8] * scale, qrow[c + 9] * scale) : 0u;
+    }
   }
-  for (int64_t j = lo + warp; j <= hi; j += kWarps) {
-    const int64_t slot = static_cast<int64_t>(table[j / b.block_size]) * b.block_size + j % b.block_size;
-    const int64_t row = slot * kv_row + kv_offset + d0;
-    float kr[kPerLane], vr[kPerLane];
-    load_bf16_chunk<kPerLane>(kr, k_cache + row, in_range, vec);
-    load_bf16_chunk<kPerLane>(vr, v_cache + row, in_range, vec);
+  // Output accumulators: n-tile dt covers dims dt * 8 .. + 7; this lane holds
+  // row grp, dims dt * 8 + quad * 2 + {0, 1} in [0..1] (rows 8..15 in [2..3]
+  // stay zero).
+  float o[D / 8][4];
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-      float part = 0.0f;
-#pragma unroll
-      for (int i = 0; i < kPerLane; ++i) part += qr[g][i] * kr[i];
-      const float score = warp_sum(part);
-      const float m_new = fmaxf(m[g], score);
-      const float correction = __expf(m[g] - m_new);
-      const float p = __expf(score - m_new);
-      l[g] = l[g] * correction + p;
-#pragma unroll
-      for (int i = 0; i < kPerLane; ++i) acc[g][i] = acc[g][i] * correction + p * vr[i];
-      m[g] = m_new;
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m = -FLT_MAX, l = 0.0f;  // row grp's running max and sum over this warp's keys
+
+  for (int t = 0; t < num_tiles; ++t) {
+    const int st = t & 1;
+    if (t + 1 < num_tiles) {
+      load_tile(t + 1, st ^ 1);
+      __pipeline_wait_prior(1);
+    } else {
+      __pipeline_wait_prior(0);
     }
+    __syncthreads();  // tile t visible to every warp
+    const int64_t key0 = lo + static_cast<int64_t>(t) * kTile + warp * kKeysPerWarp;
+    if (key0 <= hi) {
+      const __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems + warp * kKeysPerWarp * L::kLd;
+      const __nv_bfloat16* sv = sk + L::kTileElems;
+      // S (row grp, keys n * 8 + quad * 2 + {0, 1}) = Q K^T over this warp's 16 keys.
+      float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+        for (int n = 0; n < 2; ++n) {
+          const __nv_bfloat16* kp = sk + (n * 8 + grp) * L::kLd + kk * 16 + quad * 2;
+          mma_16816(sc[n], qa[kk][0], qa[kk][1], *reinterpret_cast<const uint32_t*>(kp),
+                    *reinterpret_cast<const uint32_t*>(kp + 8));
+        }
+      }
+      float mx = -FLT_MAX;
+      bool valid[2][2];
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          valid[n][e] = key0 + n * 8 + quad * 2 + e <= hi;
+          if (valid[n][e]) mx = fmaxf(mx, sc[n][e]);
+        }
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m, mx);
+      const float correction = __expf(m - m_new);
+      float p[2][2], sum = 0.0f;
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          p[n][e] = valid[n][e] ? __expf(sc[n][e] - m_new) : 0.0f;
+          sum += p[n][e];
+        }
+      }
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      l = l * correction + sum;
+      m = m_new;
+      // P as the A operand: keys quad * 2 + {0, 1} are the first n-tile's
+      // columns, keys 8 + quad * 2 + {0, 1} the second's.
+      const uint32_t pa0 = pack_bf16(p[0][0], p[0][1]), pa2 = pack_bf16(p[1][0], p[1][1]);
+#pragma unroll
+      for (int dt = 0; dt < D / 16; ++dt) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb, sv + ((lane & 7) + ((lane >> 3) & 1) * 8) * L::kLd + dt * 16 + (lane >> 4) * 8);
+        o[2 * dt][0] *= correction;
+        o[2 * dt][1] *= correction;
+        o[2 * dt + 1][0] *= correction;
+        o[2 * dt + 1][1] *= correction;
+        mma_16816(o[2 * dt], pa0, pa2, vb[0], vb[1]);
+        mma_16816(o[2 * dt + 1], pa0, pa2, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // stage st free for tile t + 2
   }
+
+  // Merge the warps: each leaves its rows' outputs, max and sum.
+  __syncthreads();
+  float* merge_o = reinterpret_cast<float*>(smem);  // [kWarps][8][D]
+  float* merge_m = merge_o + kWarps * 8 * D;        // [kWarps][8]
+  float* merge_l = merge_m + kWarps * 8;
+  if (grp < G) {
 #pragma unroll
-  for (int g = 0; g < G; ++g) {
-    if (lane == 0) {
-      sh.warp_max[warp][g] = m[g];
-      sh.warp_sum[warp][g] = l[g];
+    for (int dt = 0; dt < D / 8; ++dt) {
+      float* dst = merge_o + (warp * 8 + grp) * D + dt * 8 + quad * 2;
+      dst[0] = o[dt][0];
+      dst[1] = o[dt][1];
     }
-#pragma unroll
-    for (int i = 0; i < kPerLane; ++i) sh.warp_acc[warp][g][d0 + i] = acc[g][i];
+    if (quad == 0) {
+      merge_m[warp * 8 + grp] = m;
+      merge_l[warp * 8 + grp] = l;
+    }
   }
   __syncthreads();
-  // Merge the warps: thread t takes elements t, t + kThreads, ... of the G
-  // outputs. Unsplit, that is the output; split, the block's partial.
-  const int64_t part_stride = head_dim + 2;
+  // Unsplit, the output; split, the block's partial.
+  const int64_t part_stride = D + 2;
   float* part = split.splits == 1 ? nullptr
                                   : split.partials + (static_cast<int64_t>(blockIdx.x) * split.splits + blockIdx.y) *
                                                          G * part_stride;
-  for (int e = threadIdx.x; e < G * head_dim; e += kThreads) {
-    const int g = e / head_dim, d = e % head_dim;
+  for (int e = threadIdx.x; e < G * D; e += kThreads) {
+    const int g = e / D, d = e % D;
     float total_max = -FLT_MAX;
+#pragma unroll
     for (int w = 0; w < kWarps; ++w) {
-      if (sh.warp_sum[w][g] > 0.0f) total_max = fmaxf(total_max, sh.warp_max[w][g]);
+      if (merge_l[w * 8 + g] > 0.0f) total_max = fmaxf(total_max, merge_m[w * 8 + g]);
     }
     float total = 0.0f, v = 0.0f;
+#pragma unroll
     for (int w = 0; w < kWarps; ++w) {
-      if (sh.warp_sum[w][g] > 0.0f) {
-        const float f = __expf(sh.warp_max[w][g] - total_max);
-        total += sh.warp_sum[w][g] * f;
-        v += sh.warp_acc[w][g][d] * f;
+      const float lw = merge_l[w * 8 + g];
+      if (lw > 0.0f) {
+        const float f = __expf(merge_m[w * 8 + g] - total_max);
+        total += lw * f;
+        v += merge_o[(w * 8 + g) * D + d] * f;
       }
     }
     if (split.splits == 1) {
-      out[(static_cast<int64_t>(token) * num_q_heads + kvh * G + g) * head_dim + d] = total > 0.0f ? v / total : 0.0f;
+      out[(static_cast<int64_t>(token) * num_q_heads + kvh * G + g) * D + d] = total > 0.0f ? v / total : 0.0f;
     } else {
       part[g * part_stride + 2 + d] = v;
       if (d == 0) {
@@ -160,8 +303,8 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
   // Other blocks' partials are read through L2 (__ldcg), never a stale L1 line.
   const int64_t split_stride = G * part_stride;
   const float* base = split.partials + static_cast<int64_t>(blockIdx.x) * split.splits * split_stride;
-  for (int e = threadIdx.x; e < G * head_dim; e += kThreads) {
-    const int g = e / head_dim, d = e % head_dim;
+  for (int e = threadIdx.x; e < G * D; e += kThreads) {
+    const int g = e / D, d = e % D;
     float total_max = -FLT_MAX;
     for (int i = 0; i < split.splits; ++i) {
       const float* pi = base + i * split_stride + g * part_stride;
@@ -177,63 +320,52 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
         v += __ldcg(pi + 2 + d) * f;
       }
     }
-    out[(static_cast<int64_t>(token) * num_q_heads + kvh * G + g) * head_dim + d] = total > 0.0f ? v / total : 0.0f;
+    out[(static_cast<int64_t>(token) * num_q_heads + kvh * G + g) * D + d] = total > 0.0f ? v / total : 0.0f;
   }
   if (threadIdx.x == 0) split.counters[blockIdx.x] = 0;  // ready for the next launch (or graph replay)
 }
 
-template <int kPerLane, int G>
+template <int D, int G>
 void launch_decode(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                    const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
-                   int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
-                   const DecodeSplit& split, cudaStream_t stream) {
+                   int64_t num_kv_heads, float scale, int64_t sliding_window, const DecodeSplit& split,
+                   cudaStream_t stream) {
+  using L = DecodeLayout<D>;
+  static bool configured = false;  // per process and instance; the attributes are per function
+  if (!configured) {
+    CUDA_CHECK(cudaFuncSetAttribute(decode_gqa_kernel<D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes));
+    CUDA_CHECK(cudaFuncSetAttribute(decode_gqa_kernel<D, G>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared));
+    configured = true;
+  }
   const dim3 grid(static_cast<unsigned>(b.num_seqs * num_kv_heads), static_cast<unsigned>(split.splits));
-  launch_kernel(decode_gqa_kernel<kPerLane, G>, grid, kThreads, stream, out, q, q_stride, k_cache, v_cache, b,
-                static_cast<int>(num_q_heads), static_cast<int>(num_kv_heads), static_cast<int>(head_dim), scale,
-                sliding_window, split);
+  launch_kernel_smem(decode_gqa_kernel<D, G>, grid, kThreads, L::kBytes, stream, out, q, q_stride, k_cache, v_cache,
+                     b, static_cast<int>(num_q_heads), static_cast<int>(num_kv_heads), scale, sliding_window, split);
   CUDA_CHECK_LAUNCH();
 }
 
 // false when the group size G = QH / KV has no kernel instance (above 8).
 // Qwen2.5 models have G = 5, 6 and 7, Llama and Qwen3 2, 4 and 8.
-template <int kPerLane>
+template <int D>
 bool dispatch_group(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                     const __nv_bfloat16* v_cache, const PagedAttentionArgs& b, int64_t num_q_heads,
-                    int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
-                    const DecodeSplit& split, cudaStream_t stream) {
+                    int64_t num_kv_heads, float scale, int64_t sliding_window, const DecodeSplit& split,
+                    cudaStream_t stream) {
   switch (num_q_heads / num_kv_heads) {
-    case 1:
-      launch_decode<kPerLane, 1>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
-    case 2:
-      launch_decode<kPerLane, 2>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
-    case 3:
-      launch_decode<kPerLane, 3>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
-    case 4:
-      launch_decode<kPerLane, 4>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
-    case 5:
-      launch_decode<kPerLane, 5>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
-    case 6:
-      launch_decode<kPerLane, 6>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
-    case 7:
-      launch_decode<kPerLane, 7>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
-    case 8:
-      launch_decode<kPerLane, 8>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, head_dim, scale,
-                                 sliding_window, split, stream);
-      return true;
+#define LLMCTL_DECODE_GROUP(G)                                                                                        \
+  case G:                                                                                                             \
+    launch_decode<D, G>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, scale, sliding_window,     \
+                        split, stream);                                                                               \
+    return true;
+    LLMCTL_DECODE_GROUP(1)
+    LLMCTL_DECODE_GROUP(2)
+    LLMCTL_DECODE_GROUP(3)
+    LLMCTL_DECODE_GROUP(4)
+    LLMCTL_DECODE_GROUP(5)
+    LLMCTL_DECODE_GROUP(6)
+    LLMCTL_DECODE_GROUP(7)
+    LLMCTL_DECODE_GROUP(8)
+#undef LLMCTL_DECODE_GROUP
     default:
       return false;
   }
@@ -271,7 +403,10 @@ bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __
   if (batch.num_tokens != batch.num_seqs) return false;  // prefill tokens present, or the count is unknown
   const int64_t group = num_q_heads / num_kv_heads;
   if (group < 1 || group > 8) return false;
-  if (head_dim > 128) return false;
+  if (head_dim != 64 && head_dim != 128) return false;
+  // 16-byte copies of K/V rows (an allocation is 256-byte aligned; a
+  // caller's offset view might not be).
+  if (reinterpret_cast<uintptr_t>(k_cache) % 16 != 0 || reinterpret_cast<uintptr_t>(v_cache) % 16 != 0) return false;
   // A batch of one to three sequences (at 8 KV heads) is bound by latency,
   // not by K/V bytes: the per-query-head kernel (paged_attention.cu) takes
   // 10 us per 8B layer at 256 tokens of context where this one, split over
@@ -282,12 +417,12 @@ bool decode_gqa_attention(float* out, const float* q, int64_t q_stride, const __
   if (split.splits > 1) {
     ensure_split_scratch(scratch, split, static_cast<int64_t>(batch.num_seqs) * num_kv_heads, group, head_dim, stream);
   }
-  if (head_dim <= 64) {
-    return dispatch_group<2>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
-                             sliding_window, split, stream);
+  if (head_dim == 64) {
+    return dispatch_group<64>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, scale,
+                              sliding_window, split, stream);
   }
-  return dispatch_group<4>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, head_dim, scale,
-                           sliding_window, split, stream);
+  return dispatch_group<128>(out, q, q_stride, k_cache, v_cache, batch, num_q_heads, num_kv_heads, scale,
+                             sliding_window, split, stream);
 }
 
 }  // namespace llmctl::kernels::cuda

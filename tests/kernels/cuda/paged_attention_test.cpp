@@ -87,17 +87,18 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
   // The kernels only read the cache.
   CHECK(d_k.download() == k_bits);
   CHECK(d_v.download() == v_bits);
-  // With the token count known, steps with prefill tokens and head dims 64
-  // or 128 take the tensor-core kernel: bf16 operands (8-bit mantissa) give
-  // about 1e-2 of error on outputs of magnitude 1.
+  // With the token count known, head dims 64 and 128 take the tensor-core
+  // kernels: flash prefill for steps with prefill tokens, grouped decode for
+  // decode steps of at least 32 (sequence, KV head) pairs. bf16 operands
+  // (8-bit mantissa) give about 1e-2 of error on outputs of magnitude 1.
   gpu_batch.num_tokens = tokens;
-  const bool flash = tokens > num_seqs && (head_dim == 64 || head_dim == 128);
+  const bool tensor_cores = head_dim == 64 || head_dim == 128;
   for (int run = 0; run < 2; ++run) {
     CAPTURE(run);
     b.gpu->paged_attention(d_out.data(), d_q.data(), q_stride, d_k.data(), d_v.data(), gpu_batch, qh, kvh, head_dim,
                            scale, sliding_window);
-    if (flash) {
-      check_close(d_out.download(), want, 2e-2, 2e-2, "paged_attention (flash prefill)");
+    if (tensor_cores) {
+      check_close(d_out.download(), want, 2e-2, 2e-2, "paged_attention (tensor cores)");
     } else {
       check_close(d_out.download(), want, 2e-5, 1e-4, "paged_attention (token count known)");
     }
@@ -115,8 +116,8 @@ void check_attention(Backends& b, std::mt19937& rng, const std::vector<SeqShape>
       GuardedArray<float> d_split(*b.gpu, tokens * qh * head_dim);
       b.gpu->paged_attention(d_split.data(), d_q.data(), q_stride, d_k.data(), d_v.data(), gpu_batch, qh, kvh,
                              head_dim, scale, sliding_window);
-      if (head_dim == 64 || head_dim == 128) {
-        check_close(d_split.download(), want, 2e-2, 2e-2, "paged_attention (decode rows apart, flash prefill)");
+      if (tensor_cores) {
+        check_close(d_split.download(), want, 2e-2, 2e-2, "paged_attention (decode rows apart, tensor cores)");
       } else {
         check_close(d_split.download(), want, 2e-5, 1e-4, "paged_attention (decode rows apart)");
       }
@@ -143,7 +144,7 @@ TEST_CASE("cuda paged_attention matches the cpu") {
       check_attention(b, rng, {{1, 5}, {1, 1}, {1, 90}}, 8, 8, head_dim, 0);  // splits with no keys at all
       check_attention(b, rng, {{1, 700}, {1, 33}}, 14, 2, head_dim, 0);      // GQA 7:1 (Qwen2.5-0.5B)
       check_attention(b, rng, {{1, 300}}, 12, 4, head_dim, 20);              // GQA 3:1, sliding window
-      // At least 32 (sequence, KV head) pairs: the grouped kernel, 9 key splits.
+      // At least 32 (sequence, KV head) pairs: the grouped kernel, split over keys.
       check_attention(b, rng, {{1, 3000}, {1, 40}, {1, 1000}, {1, 5}}, 32, 8, head_dim, 0);
       check_attention(b, rng, {{1, 2000}, {1, 700}, {1, 33}, {1, 1}}, 56, 8, head_dim, 0);  // GQA 7:1
       check_attention(b, rng, {{1, 900}, {1, 400}, {1, 64}, {1, 7}}, 32, 8, head_dim, 100);  // sliding window
@@ -170,6 +171,11 @@ TEST_CASE("cuda paged_attention matches the cpu") {
       check_attention(b, rng, many, 32, 4, head_dim, 0);   // GQA 8:1
       check_attention(b, rng, many, 8, 4, head_dim, 0);    // GQA 2:1
       check_attention(b, rng, many, 4, 4, head_dim, 50);   // no GQA, sliding window
+      // 72 x 8 = 576 (sequence, KV head) pairs: enough to run unsplit.
+      std::vector<SeqShape> wide;
+      for (int32_t i = 0; i < 72; ++i) wide.push_back({1, 1 + (i * 61) % 700});
+      check_attention(b, rng, wide, 32, 8, head_dim, 0);
+      check_attention(b, rng, wide, 24, 8, head_dim, 0);  // GQA 3:1
     }
     SUBCASE("long prefill: many query and key tiles, partial last tiles") {
       check_attention(b, rng, {{333, 333}, {129, 700}}, 8, 2, head_dim, 0);
