@@ -30,6 +30,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/mma_bf16.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -69,30 +70,6 @@ struct DecodeLayout {
   static constexpr int kBytes = 2 * 2 * kTileElems * 2;
   static_assert(kWarps * 8 * (D + 2) * 4 <= kBytes, "the warp merge fits in the tile space");
 };
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-// d = a (16 x 16, row-major) x b (16 x 8, column-major) + d, bf16 in, fp32 accumulate.
-__device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
-  const uint32_t zero = 0;  // rows 8..15 of a: no query heads there
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(zero), "r"(a2), "r"(zero), "r"(b0), "r"(b1));
-}
-
-// Four 8 x 8 bf16 matrices from shared memory, transposed: lane l gives the
-// address of row l % 8 of matrix l / 8.
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* p) {
-  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
 
 template <int D, int G>
 __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const float* q, int64_t q_stride,
@@ -193,7 +170,8 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
 #pragma unroll
         for (int n = 0; n < 2; ++n) {
           const __nv_bfloat16* kp = sk + (n * 8 + grp) * L::kLd + kk * 16 + quad * 2;
-          mma_16816(sc[n], qa[kk][0], qa[kk][1], *reinterpret_cast<const uint32_t*>(kp),
+          // Rows 8..15 of A are zero: no query heads there.
+          mma_16816(sc[n], qa[kk][0], 0u, qa[kk][1], 0u, *reinterpret_cast<const uint32_t*>(kp),
                     *reinterpret_cast<const uint32_t*>(kp + 8));
         }
       }
@@ -235,8 +213,8 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
         o[2 * dt][1] *= correction;
         o[2 * dt + 1][0] *= correction;
         o[2 * dt + 1][1] *= correction;
-        mma_16816(o[2 * dt], pa0, pa2, vb[0], vb[1]);
-        mma_16816(o[2 * dt + 1], pa0, pa2, vb[2], vb[3]);
+        mma_16816(o[2 * dt], pa0, 0u, pa2, 0u, vb[0], vb[1]);
+        mma_16816(o[2 * dt + 1], pa0, 0u, pa2, 0u, vb[2], vb[3]);
       }
     }
     __syncthreads();  // stage st free for tile t + 2

@@ -1,18 +1,22 @@
 // Causal attention for steps that carry prefill (or chunked-prefill) tokens,
 // on the tensor cores: flash-attention style tiles over the paged KV cache.
 // One block of four warps takes 64 queries of one (sequence, query head);
-// each warp owns 16 of them. Per tile of 64 keys the block copies K and V
-// from the bf16 cache into shared memory (16-byte loads, no conversion); each warp computes its 16 x 64
-// scores with bf16 WMMA (fp32 accumulate), runs the online softmax (running
-// max and sum per query, fp32), and accumulates P * V into its fp32 output
-// rows. Queries are scaled before rounding so the scores need no extra pass.
+// each warp owns 16 of them as the rows of mma.m16n8k16 tiles (bf16 in,
+// fp32 accumulate; mma_bf16.cuh). Per tile of 64 keys the block copies K
+// and V from the bf16 cache into shared memory with cp.async, the next tile
+// in flight while the current one is used. Each warp computes its 16 x 64
+// scores into registers, runs the online softmax there (running max and
+// sum per query row, fp32), feeds the probabilities back as the A operand
+// of P x V without a trip through shared memory, and keeps its 16 x D
+// output in fp32 accumulator registers until the end. Queries are scaled
+// before rounding so the scores need no extra pass.
 //
 // Why bf16 operands: the weights already are bf16 and transformers computes
 // attention in bf16 for bf16 models; the fp32 softmax state keeps long rows
-// accurate. Decode steps keep the CUDA-core kernel (paged_attention.cu),
-// which is bandwidth bound and gains nothing from tensor cores at one query.
+// accurate. Decode rows go to the grouped decode kernel (decode_attention.cu)
+// or the per-query-head one (paged_attention.cu).
 #include <cuda_bf16.h>
-#include <mma.h>
+#include <cuda_pipeline_primitives.h>
 
 #include <cfloat>
 #include <cstdint>
@@ -20,6 +24,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/mma_bf16.cuh"
 
 namespace llmctl::kernels::cuda {
 namespace {
@@ -30,22 +35,14 @@ constexpr int kWarps = 4;   // 16 queries each
 constexpr int kThreads = kWarps * 32;
 constexpr int kRowsPerWarp = kTileQ / kWarps;
 
-// Shared memory layout for head dim D. Row pitches are padded (against bank
-// conflicts) but keep every 16-row / 16-column WMMA tile 32-byte aligned.
+// Shared memory for head dim D: two stages of a K and a V tile, rows padded
+// to D + 8 bf16 so that the 32-bit K fragment loads (8 rows x 4 words) and
+// ldmatrix of V (8 rows of 16 bytes) hit distinct banks.
 template <int D>
 struct FlashLayout {
-  static constexpr int kLdQkv = D + 8;        // bf16
-  static constexpr int kLdS = kTileK + 4;     // fp32
-  static constexpr int kLdP = kTileK + 8;     // bf16
-  static constexpr int kLdO = D + 4;          // fp32
-  static constexpr int align(int bytes) { return (bytes + 127) / 128 * 128; }
-  static constexpr int kQ = 0;
-  static constexpr int kK = kQ + align(kTileQ * kLdQkv * 2);
-  static constexpr int kV = kK + align(kTileK * kLdQkv * 2);
-  static constexpr int kS = kV + align(kTileK * kLdQkv * 2);
-  static constexpr int kP = kS + align(kWarps * kRowsPerWarp * kLdS * 4);
-  static constexpr int kO = kP + align(kWarps * kRowsPerWarp * kLdP * 2);
-  static constexpr int kBytes = kO + align(kWarps * kRowsPerWarp * kLdO * 4);
+  static constexpr int kLd = D + 8;
+  static constexpr int kTileElems = kTileK * kLd;
+  static constexpr int kBytes = 2 * 2 * kTileElems * 2;
 };
 
 template <int D>
@@ -55,139 +52,208 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
                                                                  PagedAttentionArgs b, int num_q_heads,
                                                                  int num_kv_heads, float scale,
                                                                  int64_t sliding_window) {
-  using namespace nvcuda;
   using L = FlashLayout<D>;
   pdl_begin();
   extern __shared__ __align__(128) unsigned char smem[];
-  auto* sq = reinterpret_cast<__nv_bfloat16*>(smem + L::kQ);
-  auto* sk = reinterpret_cast<__nv_bfloat16*>(smem + L::kK);
-  auto* sv = reinterpret_cast<__nv_bfloat16*>(smem + L::kV);
+  auto* tiles = reinterpret_cast<__nv_bfloat16*>(smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* ss = reinterpret_cast<float*>(smem + L::kS) + warp * kRowsPerWarp * L::kLdS;
-  auto* sp = reinterpret_cast<__nv_bfloat16*>(smem + L::kP) + warp * kRowsPerWarp * L::kLdP;
-  float* so = reinterpret_cast<float*>(smem + L::kO) + warp * kRowsPerWarp * L::kLdO;
+  const int grp = lane / 4, quad = lane % 4;  // mma fragment row and column pair
 
   const int s = static_cast<int>(blockIdx.x) / num_q_heads, h = static_cast<int>(blockIdx.x) % num_q_heads;
   const int kvh = h / (num_q_heads / num_kv_heads);
   const int q_begin = b.query_start[s], q_count = b.query_start[s + 1] - q_begin;
   const int tile0 = static_cast<int>(blockIdx.y) * kTileQ;
-  if (tile0 >= q_count) return;
+  if (tile0 >= q_count) return;  // the whole block: before any barrier
   const int64_t ctx = b.context_len[s];
-  const int64_t first_pos = ctx - q_count + tile0;
+  const int64_t pos0 = ctx - q_count;  // position of the sequence's first query
   const int last = (tile0 + kTileQ < q_count ? tile0 + kTileQ : q_count) - 1;
-  const int64_t kv_end = ctx - q_count + last + 1;
+  const int64_t kv_end = pos0 + last + 1;
   int64_t kv_begin = 0;
-  if (sliding_window > 0 && first_pos - sliding_window + 1 > 0) kv_begin = first_pos - sliding_window + 1;
+  if (sliding_window > 0 && pos0 + tile0 - sliding_window + 1 > 0) kv_begin = pos0 + tile0 - sliding_window + 1;
+  const int num_tiles = static_cast<int>((kv_end - kv_begin + kTileK - 1) / kTileK);
   const int32_t* table = b.block_tables + static_cast<int64_t>(s) * b.max_blocks_per_seq;
+  const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * D;
+  const int64_t kv_offset = static_cast<int64_t>(kvh) * D;
 
-  // Q tile, pre-scaled; rows past the sequence's queries are zero.
-  for (int i = threadIdx.x; i < kTileQ * (D / 4); i += kThreads) {
-    const int r = i / (D / 4), c = (i % (D / 4)) * 4;
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (tile0 + r < q_count) {
-      v = *reinterpret_cast<const float4*>(q + static_cast<int64_t>(q_begin + tile0 + r) * q_stride +
-                                           static_cast<int64_t>(h) * D + c);
-    }
-    __nv_bfloat16* dst = sq + r * L::kLdQkv + c;
-    dst[0] = __float2bfloat16(v.x * scale);
-    dst[1] = __float2bfloat16(v.y * scale);
-    dst[2] = __float2bfloat16(v.z * scale);
-    dst[3] = __float2bfloat16(v.w * scale);
-  }
-  for (int i = lane; i < kRowsPerWarp * D; i += 32) so[(i / D) * L::kLdO + i % D] = 0.0f;
-
-  // Two lanes per query row, each over half of a tile's keys.
-  const int row = lane / 2, half = lane % 2;
-  const int qi = tile0 + warp * kRowsPerWarp + row;
-  const bool row_valid = qi < q_count;
-  const int64_t qpos = ctx - q_count + qi;
-  const int64_t row_lo = sliding_window > 0 && qpos - sliding_window + 1 > 0 ? qpos - sliding_window + 1 : 0;
-  const bool warp_active = tile0 + warp * kRowsPerWarp < q_count;
-  float m = -FLT_MAX, l = 0.0f;
-
-  for (int64_t kt = kv_begin; kt < kv_end; kt += kTileK) {
-    __syncthreads();  // the previous tile's K/V are no longer read
-    // 8 bf16 (16 bytes) per thread and load; keys past the range are zero.
-    for (int i = threadIdx.x; i < kTileK * (D / 8); i += kThreads) {
-      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-      const int64_t pos = kt + r;
-      uint4 kv8 = make_uint4(0, 0, 0, 0), vv8 = kv8;
-      if (pos < kv_end) {
-        const int64_t block = table[pos / b.block_size];
-        const int64_t slot = block * b.block_size + pos % b.block_size;
-        const int64_t off = (slot * num_kv_heads + kvh) * D + c;
-        kv8 = *reinterpret_cast<const uint4*>(k_cache + off);
-        vv8 = *reinterpret_cast<const uint4*>(v_cache + off);
+  // Copies tile t's K and V rows into stage st; rows at or past kv_end are
+  // zeroed (a zero probability times stale bits could be NaN).
+  auto load_tile = [&](int t, int st) {
+    constexpr int kPieces = D / 8;  // 16-byte pieces per row
+    constexpr int kRowsPerPass = kThreads / kPieces;
+    __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems;
+    __nv_bfloat16* sv = sk + L::kTileElems;
+    const int c = (threadIdx.x % kPieces) * 8;
+    const int64_t first = kv_begin + static_cast<int64_t>(t) * kTileK;
+#pragma unroll
+    for (int r = threadIdx.x / kPieces; r < kTileK; r += kRowsPerPass) {
+      const int64_t j = first + r;
+      __nv_bfloat16* dk = sk + r * L::kLd + c;
+      __nv_bfloat16* dv = sv + r * L::kLd + c;
+      if (j < kv_end) {
+        const int64_t slot = static_cast<int64_t>(table[j / b.block_size]) * b.block_size + j % b.block_size;
+        const int64_t off = slot * kv_row + kv_offset + c;
+        __pipeline_memcpy_async(dk, k_cache + off, 16);
+        __pipeline_memcpy_async(dv, v_cache + off, 16);
+      } else {
+        *reinterpret_cast<uint4*>(dk) = make_uint4(0, 0, 0, 0);
+        *reinterpret_cast<uint4*>(dv) = make_uint4(0, 0, 0, 0);
       }
-      *reinterpret_cast<uint4*>(sk + r * L::kLdQkv + c) = kv8;
-      *reinterpret_cast<uint4*>(sv + r * L::kLdQkv + c) = vv8;
     }
-    __syncthreads();
-    if (!warp_active) continue;
+    __pipeline_commit();
+  };
+  if (num_tiles > 0) load_tile(0, 0);
 
-    // S = Q_w K^T (16 x 64).
-    for (int nt = 0; nt < kTileK / 16; ++nt) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
+  // This lane's two query rows: r0 = grp and r1 = grp + 8 of the warp's 16.
+  const int wrow0 = tile0 + warp * kRowsPerWarp;
+  const int r0 = wrow0 + grp, r1 = r0 + 8;
+  const bool valid0 = r0 < q_count, valid1 = r1 < q_count;
+  const int64_t qpos0 = pos0 + r0, qpos1 = pos0 + r1;
+  auto window_start = [&](int64_t qpos) {
+    return sliding_window > 0 && qpos - sliding_window + 1 > 0 ? qpos - sliding_window + 1 : int64_t{0};
+  };
+  const int64_t lo0 = window_start(qpos0), lo1 = window_start(qpos1);
+  const bool warp_active = wrow0 < q_count;
+  const bool warp_full = wrow0 + kRowsPerWarp <= q_count;
+  // Keys some row of the warp may see, and keys every row sees.
+  const int64_t warp_kmax = pos0 + (warp_full ? wrow0 + kRowsPerWarp - 1 : q_count - 1);
+  const int64_t warp_kmin = window_start(pos0 + wrow0);
+  const int64_t all_from = window_start(pos0 + wrow0 + kRowsPerWarp - 1), all_to = pos0 + wrow0;
+
+  // Scaled query rows as A fragments, one set of four registers per k-step.
+  uint32_t qa[D / 16][4];
+  {
+    const float* q0 = q + static_cast<int64_t>(q_begin + r0) * q_stride + static_cast<int64_t>(h) * D;
+    const float* q1 = q + static_cast<int64_t>(q_begin + r1) * q_stride + static_cast<int64_t>(h) * D;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int c = kk * 16 + quad * 2;
+      float2 x0 = make_float2(0.f, 0.f), x1 = x0, x2 = x0, x3 = x0;
+      if (valid0) {
+        x0 = *reinterpret_cast<const float2*>(q0 + c);
+        x2 = *reinterpret_cast<const float2*>(q0 + c + 8);
+      }
+      if (valid1) {
+        x1 = *reinterpret_cast<const float2*>(q1 + c);
+        x3 = *reinterpret_cast<const float2*>(q1 + c + 8);
+      }
+      qa[kk][0] = pack_bf16(x0.x * scale, x0.y * scale);
+      qa[kk][1] = pack_bf16(x1.x * scale, x1.y * scale);
+      qa[kk][2] = pack_bf16(x2.x * scale, x2.y * scale);
+      qa[kk][3] = pack_bf16(x3.x * scale, x3.y * scale);
+    }
+  }
+  // Output: n-tile dt covers dims dt * 8 .. + 7; [0..1] row r0, [2..3] row r1.
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  float m0 = -FLT_MAX, m1 = -FLT_MAX, l0 = 0.0f, l1 = 0.0f;
+
+  for (int t = 0; t < num_tiles; ++t) {
+    const int st = t & 1;
+    if (t + 1 < num_tiles) {
+      load_tile(t + 1, st ^ 1);
+      __pipeline_wait_prior(1);
+    } else {
+      __pipeline_wait_prior(0);
+    }
+    __syncthreads();  // tile t visible to every warp
+    const int64_t kt = kv_begin + static_cast<int64_t>(t) * kTileK;
+    if (warp_active && kt <= warp_kmax && kt + kTileK - 1 >= warp_kmin) {
+      const __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems;
+      const __nv_bfloat16* sv = sk + L::kTileElems;
+      // S = Q K^T: n-tile n holds keys kt + n * 8 + quad * 2 + {0, 1}.
+      float sc[kTileK / 8][4];
+#pragma unroll
+      for (int n = 0; n < kTileK / 8; ++n) sc[n][0] = sc[n][1] = sc[n][2] = sc[n][3] = 0.0f;
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bk;
-        wmma::load_matrix_sync(a, sq + (warp * kRowsPerWarp) * L::kLdQkv + kk * 16, L::kLdQkv);
-        wmma::load_matrix_sync(bk, sk + (nt * 16) * L::kLdQkv + kk * 16, L::kLdQkv);
-        wmma::mma_sync(acc, a, bk, acc);
+#pragma unroll
+        for (int n = 0; n < kTileK / 8; ++n) {
+          const __nv_bfloat16* kp = sk + (n * 8 + grp) * L::kLd + kk * 16 + quad * 2;
+          mma_16816(sc[n], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], *reinterpret_cast<const uint32_t*>(kp),
+                    *reinterpret_cast<const uint32_t*>(kp + 8));
+        }
       }
-      wmma::store_matrix_sync(ss + nt * 16, acc, L::kLdS, wmma::mem_row_major);
-    }
-    __syncwarp();
-
-    // Online softmax over this tile for the lane pair's row.
-    float sc[kTileK / 2];
-    float tile_max = -FLT_MAX;
+      // Tiles wholly inside every row's window (and before every row's
+      // position) need no mask; the diagonal and window edges do.
+      const bool masked = !(warp_full && kt >= all_from && kt + kTileK - 1 <= all_to);
+      float mx0 = -FLT_MAX, mx1 = -FLT_MAX;
 #pragma unroll
-    for (int j = 0; j < kTileK / 2; ++j) {
-      const int key = half * (kTileK / 2) + j;
-      const int64_t kpos = kt + key;
-      const bool ok = row_valid && kpos <= qpos && kpos >= row_lo && kpos < kv_end;
-      sc[j] = ok ? ss[row * L::kLdS + key] : -FLT_MAX;
-      tile_max = fmaxf(tile_max, sc[j]);
-    }
-    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-    const float new_m = fmaxf(m, tile_max);
-    const float alpha = m == -FLT_MAX ? 0.0f : __expf(m - new_m);
-    float sum = 0.0f;
+      for (int n = 0; n < kTileK / 8; ++n) {
 #pragma unroll
-    for (int j = 0; j < kTileK / 2; ++j) {
-      const float p = sc[j] == -FLT_MAX ? 0.0f : __expf(sc[j] - new_m);
-      sum += p;
-      sp[row * L::kLdP + half * (kTileK / 2) + j] = __float2bfloat16(p);
-    }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    l = l * alpha + sum;
-    m = new_m;
-    for (int d = half * (D / 2); d < (half + 1) * (D / 2); ++d) so[row * L::kLdO + d] *= alpha;
-    __syncwarp();
-
-    // O_w += P_w V (16 x D).
-    for (int dt = 0; dt < D / 16; ++dt) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, so + dt * 16, L::kLdO, wmma::mem_row_major);
+        for (int e = 0; e < 2; ++e) {
+          const int64_t key = kt + n * 8 + quad * 2 + e;
+          if (masked && !(valid0 && key <= qpos0 && key >= lo0)) sc[n][e] = -FLT_MAX;
+          if (masked && !(valid1 && key <= qpos1 && key >= lo1)) sc[n][2 + e] = -FLT_MAX;
+          mx0 = fmaxf(mx0, sc[n][e]);
+          mx1 = fmaxf(mx1, sc[n][2 + e]);
+        }
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+      const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+      const float corr0 = __expf(m0 - mn0), corr1 = __expf(m1 - mn1);
+      float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kTileK / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          // A masked score is -FLT_MAX: its probability is zero even when
+          // the row has seen nothing yet (mn = -FLT_MAX).
+          sc[n][e] = sc[n][e] == -FLT_MAX ? 0.0f : __expf(sc[n][e] - mn0);
+          sc[n][2 + e] = sc[n][2 + e] == -FLT_MAX ? 0.0f : __expf(sc[n][2 + e] - mn1);
+          sum0 += sc[n][e];
+          sum1 += sc[n][2 + e];
+        }
+      }
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 1);
+      sum0 += __shfl_xor_sync(0xffffffffu, sum0, 2);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 1);
+      sum1 += __shfl_xor_sync(0xffffffffu, sum1, 2);
+      l0 = l0 * corr0 + sum0;
+      l1 = l1 * corr1 + sum1;
+      m0 = mn0;
+      m1 = mn1;
+#pragma unroll
+      for (int i = 0; i < D / 8; ++i) {
+        o[i][0] *= corr0;
+        o[i][1] *= corr0;
+        o[i][2] *= corr1;
+        o[i][3] *= corr1;
+      }
+      // O += P V, 16 keys per k-step; P's A fragment is two n-tiles of S.
 #pragma unroll
       for (int kk = 0; kk < kTileK / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> bv;
-        wmma::load_matrix_sync(a, sp + kk * 16, L::kLdP);
-        wmma::load_matrix_sync(bv, sv + (kk * 16) * L::kLdQkv + dt * 16, L::kLdQkv);
-        wmma::mma_sync(acc, a, bv, acc);
+        const uint32_t pa0 = pack_bf16(sc[2 * kk][0], sc[2 * kk][1]);
+        const uint32_t pa1 = pack_bf16(sc[2 * kk][2], sc[2 * kk][3]);
+        const uint32_t pa2 = pack_bf16(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+        const uint32_t pa3 = pack_bf16(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+#pragma unroll
+        for (int dt = 0; dt < D / 16; ++dt) {
+          uint32_t vb[4];
+          ldmatrix_x4_trans(vb, sv + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * L::kLd + dt * 16 +
+                                    (lane >> 4) * 8);
+          mma_16816(o[2 * dt], pa0, pa1, pa2, pa3, vb[0], vb[1]);
+          mma_16816(o[2 * dt + 1], pa0, pa1, pa2, pa3, vb[2], vb[3]);
+        }
       }
-      wmma::store_matrix_sync(so + dt * 16, acc, L::kLdO, wmma::mem_row_major);
     }
-    __syncwarp();
+    __syncthreads();  // stage st free for tile t + 2
   }
-  if (!row_valid) return;
-  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-  float* o = out + (static_cast<int64_t>(q_begin + qi) * num_q_heads + h) * D;
-  for (int d = half * (D / 2); d < (half + 1) * (D / 2); ++d) o[d] = so[row * L::kLdO + d] * inv;
+
+  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+  if (valid0) {
+    float* dst = out + (static_cast<int64_t>(q_begin + r0) * num_q_heads + h) * D + quad * 2;
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) *reinterpret_cast<float2*>(dst + i * 8) = make_float2(o[i][0] * inv0, o[i][1] * inv0);
+  }
+  if (valid1) {
+    float* dst = out + (static_cast<int64_t>(q_begin + r1) * num_q_heads + h) * D + quad * 2;
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) *reinterpret_cast<float2*>(dst + i * 8) = make_float2(o[i][2] * inv1, o[i][3] * inv1);
+  }
 }
 
 template <int D>
@@ -196,9 +262,11 @@ void launch_flash(float* out, const float* q, int64_t q_stride, const __nv_bfloa
                   const PagedAttentionArgs& b, int64_t num_q_heads, int64_t num_kv_heads, float scale,
                   int64_t sliding_window, cudaStream_t stream) {
   using L = FlashLayout<D>;
-  static bool configured = false;  // per process and head dim; the attribute is per function
+  static bool configured = false;  // per process and head dim; the attributes are per function
   if (!configured) {
     CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes));
+    CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared));
     configured = true;
   }
   // No sequence has more queries than the step's tokens minus one per other
@@ -218,7 +286,7 @@ bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const
                              int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
                              cudaStream_t stream) {
   if (batch.num_tokens <= batch.num_seqs) return false;  // decode only, or the count is unknown
-  if (q_stride % 4 != 0) return false;                    // float4 loads
+  if (q_stride % 2 != 0) return false;                    // float2 loads of q
   // 16-byte K/V loads (an allocation is 256-byte aligned; a caller's
   // offset view might not be).
   if (reinterpret_cast<uintptr_t>(k_cache) % 16 != 0 || reinterpret_cast<uintptr_t>(v_cache) % 16 != 0) return false;
