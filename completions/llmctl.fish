@@ -114,6 +114,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from serve' -l pipeline-parallel-s
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l address -d 'Place ranks 1..tp-1 on this cluster (HEAD:PORT); the model and llmctl must be at the same paths on every node'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l placement -d 'How --address spreads the ranks over nodes'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l token -d 'Cluster token for --address'
+complete -c llmctl -n '__fish_seen_subcommand_from serve' -l load-format -d 'Where weights come from: auto (the folder'\''s safetensors) or dummy (seeded random values of config.json'\''s shape, for benchmarks; the folder needs only config.json and a tokenizer)'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l enforce-eager -d 'CUDA: launch every kernel of a decode step (no CUDA graphs)'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l restart -d 'With --tp: start (with --address: place) the ranks and engine again when a rank dies'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -F
@@ -130,6 +131,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from generate' -l tp -d 'Tensor-pa
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l tensor-parallel-size -d 'Tensor-parallel ranks (processes on this machine)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l pp -d 'Pipeline-parallel stages (only 1 for now)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l pipeline-parallel-size -d 'Pipeline-parallel stages (only 1 for now)'
+complete -c llmctl -n '__fish_seen_subcommand_from generate' -l load-format -d 'Where weights come from: auto (the folder'\''s safetensors) or dummy (seeded random values of config.json'\''s shape, for benchmarks; the folder needs only config.json and a tokenizer)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l enforce-eager -d 'CUDA: launch every kernel of a decode step (no CUDA graphs)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l ignore-eos -d 'Keep generating past the end-of-sequence token'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l json -d 'Print {"text","token_ids","finish_reason","usage"}'

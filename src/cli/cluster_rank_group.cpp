@@ -197,7 +197,9 @@ Result<std::unique_ptr<ClusterRankGroup>> ClusterRankGroup::start(const ClusterR
                                         "--device",
                                         o.device,
                                         "--threads",
-                                        std::to_string(o.threads_per_rank)};
+                                        std::to_string(o.threads_per_rank),
+                                        "--load-format",
+                                        o.load_format};
     if (gpu && !env_or_empty("NCCL_SOCKET_IFNAME").empty()) command.insert(command.end(), {"--interface", interface});
     bundles.push_back({{"resources", resources}, {"command", command}});
   }

@@ -61,6 +61,7 @@ struct ClusterRankGroupOptions {
   // Rendezvous, and each of rank 0's collectives.
   std::chrono::milliseconds timeout{60000};
   std::string log_level = "warn";
+  std::string load_format = "auto";  // engine::EngineConfig::load_format
 };
 
 class ClusterRankGroup {

@@ -19,7 +19,7 @@ namespace llmctl::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, device = "auto";
+  std::string model, prompt, device = "auto", load_format = "auto";
   int max_tokens = 128, top_k = -1, tp = 1, pp = 1;
   double temperature = 1.0, top_p = 1.0;
   long long seed = -1;
@@ -48,6 +48,7 @@ int run_generate(const GenerateOptions& o, const GlobalOptions& global) {
   engine::EngineConfig config;
   config.device = o.device;
   config.enforce_eager = o.enforce_eager;
+  config.load_format = o.load_format;
   // Ranks 1..tp-1 as child processes; declared before the engine so the
   // engine (which tells them to stop) goes first.
   std::unique_ptr<LocalRankGroup> ranks;
@@ -60,6 +61,7 @@ int run_generate(const GenerateOptions& o, const GlobalOptions& global) {
     ro.device = *device;
     ro.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
     ro.log_level = global.log_level;
+    ro.load_format = o.load_format;
     auto group = LocalRankGroup::start(ro);
     if (!group.is_ok()) return report_error("generate", group.status());
     ranks = std::move(group).value();
@@ -133,6 +135,10 @@ void register_generate(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--tp,--tensor-parallel-size", o->tp, "Tensor-parallel ranks (processes on this machine)")
       ->capture_default_str();
   cmd->add_option("--pp,--pipeline-parallel-size", o->pp, "Pipeline-parallel stages (only 1 for now)")
+      ->capture_default_str();
+  cmd->add_option("--load-format", o->load_format,
+                  "Where weights come from: auto (the folder's safetensors) or dummy (seeded random values of config.json's shape, for benchmarks; the folder needs only config.json and a tokenizer)")
+      ->check(CLI::IsMember({"auto", "dummy"}))
       ->capture_default_str();
   cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");

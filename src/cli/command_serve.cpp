@@ -30,7 +30,8 @@ namespace llmctl::cli {
 namespace {
 
 struct ServeOptions {
-  std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token, placement = "pack";
+  std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token, placement = "pack",
+      load_format = "auto";
   int port = 8000, max_num_seqs = 64, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
   double gpu_memory_utilization = 0.9;
   bool restart = false, enforce_eager = false;
@@ -80,6 +81,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   config.device = o.device;
   config.gpu_memory_utilization = o.gpu_memory_utilization;
   config.enforce_eager = o.enforce_eager;
+  config.load_format = o.load_format;
   ClusterRankGroupOptions co;  // kept: --restart places the same group again
   LocalRankGroupOptions ro;    // kept: --restart starts the same local ranks again
   if (o.tp > 1 && !o.address.empty()) {
@@ -96,6 +98,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     co.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
     co.strategy = o.placement == "spread" ? "SPREAD" : "PACK";
     co.log_level = global.log_level;
+    co.load_format = o.load_format;
     std::fprintf(stderr, "placing tensor-parallel ranks 1..%d on the cluster at %s ...\n", o.tp - 1,
                  access->address.c_str());
     auto group = ClusterRankGroup::start(co);
@@ -113,6 +116,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     ro.device = *device;
     ro.threads_per_rank = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / o.tp);
     ro.log_level = global.log_level;
+    ro.load_format = o.load_format;
     auto group = LocalRankGroup::start(ro);
     if (!group.is_ok()) return report_error("serve", group.status());
     ranks = std::move(group).value();
@@ -143,7 +147,8 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   std::thread io_thread([&io] { io.run(); });
 
   const bool tty = ::isatty(STDERR_FILENO) != 0;
-  std::fprintf(stderr, "loading %s ...\n", model_dir.c_str());
+  std::fprintf(stderr, "loading %s%s ...\n", model_dir.c_str(),
+               o.load_format == "dummy" ? " with random weights (--load-format dummy)" : "");
   model::LoadProgressCallback progress = [tty](const model::LoadProgress& p) {
     if (!tty) return;
     std::fprintf(stderr, "\rloading weights: %.1f / %.1f MiB", static_cast<double>(p.bytes_done) / (1 << 20),
@@ -286,6 +291,10 @@ void register_serve(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"pack", "spread"}))
       ->capture_default_str();
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
+  cmd->add_option("--load-format", o->load_format,
+                  "Where weights come from: auto (the folder's safetensors) or dummy (seeded random values of config.json's shape, for benchmarks; the folder needs only config.json and a tokenizer)")
+      ->check(CLI::IsMember({"auto", "dummy"}))
+      ->capture_default_str();
   cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
   cmd->add_flag("--restart", o->restart, "With --tp: start (with --address: place) the ranks and engine again when a rank dies");
   cmd->callback([&ctx, o] {

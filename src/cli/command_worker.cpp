@@ -18,7 +18,7 @@ namespace llmctl::cli {
 namespace {
 
 struct WorkerOptions {
-  std::string model, rendezvous, device = "cpu", interface, state_dir;
+  std::string model, rendezvous, device = "cpu", interface, state_dir, load_format = "auto";
   int rank = 1, tp = 2, threads = 1;
   // Rank 0 may sit idle (a server with no requests) for any time between
   // steps, so the wait for the next step is not bounded here: a rank 0 that
@@ -46,6 +46,7 @@ int run_worker(const WorkerOptions& o) {
   engine::EngineConfig config;
   config.device = o.device;
   config.num_threads = o.threads;
+  config.load_format = o.load_format;
   config.cuda_stream = (*comm)->stream();
   Status st = engine::run_rank_worker(o.model, config, **comm);
   if (!st.is_ok()) return report_error("worker", st);
@@ -65,6 +66,8 @@ void register_worker(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--rendezvous", o->rendezvous, "Directory of the group's file store, or head:HOST:PORT/ENGINE")->required();
   cmd->add_option("--device", o->device, "cpu or cuda:N (the GPU this rank drives)");
   cmd->add_option("--threads", o->threads, "CPU backend threads");
+  cmd->add_option("--load-format", o->load_format, "auto (safetensors) or dummy (random weights)")
+      ->check(CLI::IsMember({"auto", "dummy"}));
   cmd->add_option("--interface", o->interface, "NIC for collectives (GLOO_SOCKET_IFNAME)")->envname("GLOO_SOCKET_IFNAME");
   cmd->add_option("--timeout-ms", o->timeout_ms, "Rendezvous and collective time-out");
   cmd->callback([&ctx, o] {

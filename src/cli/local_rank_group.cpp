@@ -52,7 +52,9 @@ Status LocalRankGroup::spawn(const LocalRankGroupOptions& o, int rank) {
                                    "--device",
                                    rank_device(o.device, rank),
                                    "--threads",
-                                   std::to_string(o.threads_per_rank)};
+                                   std::to_string(o.threads_per_rank),
+                                   "--load-format",
+                                   o.load_format};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -33,6 +33,7 @@ struct LocalRankGroupOptions {
   // Rendezvous, and each of rank 0's collectives.
   std::chrono::milliseconds timeout{30000};
   std::string log_level = "warn";
+  std::string load_format = "auto";  // engine::EngineConfig::load_format
 };
 
 // The --device a rank of a local group gets: cpu, or cuda:<rank>.

@@ -42,6 +42,9 @@ struct EngineConfig {
   // CUDA: decode steps replay CUDA graphs per batch bucket unless this is
   // set (vLLM's --enforce-eager).
   bool enforce_eager = false;
+  // "auto": the folder's safetensors; "dummy": seeded random weights of the
+  // folder's config.json shape (model/random_weights.h), for benchmarks.
+  std::string load_format = "auto";
   int num_threads = 0;         // CPU backend threads; 0: all cores
   std::string device = "cpu";  // cpu, cuda, cuda:N, auto (kernels/backend_factory.h)
   // The tensor-parallel group this engine is rank 0 of (nullptr: the whole

@@ -6,8 +6,24 @@
 #include "common/logging.h"
 #include "kernels/backend_factory.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/model/random_weights.h"
 
 namespace llmctl::engine {
+
+Result<model::ModelWeights> load_rank_weights(const std::string& model_dir, const model::ModelConfig& config,
+                                              const model::ShardLayout& layout, const std::string& load_format,
+                                              const model::LoadProgressCallback& progress) {
+  if (load_format == "auto") return model::load_model_weights(model_dir, config, layout, progress);
+  if (load_format == "dummy") {
+    const auto start = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(model::ModelWeights weights, model::random_model_weights(config, layout, /*seed=*/0, progress));
+    logger("engine")->info("weights: random bf16 values ({:.2f} GB, --load-format dummy) made in {:.2f} s",
+                           static_cast<double>(weights.total_bytes()) / 1e9,
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return weights;
+  }
+  return Status::invalid_argument("--load-format " + load_format + ": expected auto or dummy");
+}
 
 Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig config, Detokenizer detokenizer,
                                  const model::LoadProgressCallback& progress,
@@ -31,8 +47,9 @@ Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig conf
   using Clock = std::chrono::steady_clock;
   auto seconds_since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   auto phase_start = Clock::now();
-  // Maps and checks the files; the bytes are read when the backend uploads them.
-  ASSIGN_OR_RETURN(model::ModelWeights weights, model::load_model_weights(model_dir, mc, layout, progress));
+  // Maps and checks the files (the bytes are read when the backend uploads
+  // them), or makes random weights.
+  ASSIGN_OR_RETURN(model::ModelWeights weights, load_rank_weights(model_dir, mc, layout, config.load_format, progress));
   const double map_seconds = seconds_since(phase_start);
   if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > mc.max_position_embeddings) {
     config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);

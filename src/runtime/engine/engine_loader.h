@@ -19,6 +19,13 @@ struct LoadedEngine {
   std::vector<int32_t> eos_ids;
 };
 
+// The weights of `layout`'s rank as `load_format` says: "auto" maps the
+// folder's safetensors, "dummy" fills seeded random bf16 values (the same
+// model on every rank count).
+Result<model::ModelWeights> load_rank_weights(const std::string& model_dir, const model::ModelConfig& config,
+                                              const model::ShardLayout& layout, const std::string& load_format,
+                                              const model::LoadProgressCallback& progress = {});
+
 // extra_eos_ids (e.g. the tokenizer's) are added to the model's own.
 Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig config, Detokenizer detokenizer = {},
                                  const model::LoadProgressCallback& progress = {},

@@ -3,6 +3,7 @@
 #include "common/logging.h"
 #include "kernels/backend_factory.h"
 #include "runtime/dist/communicator.h"
+#include "runtime/engine/engine_loader.h"
 #include "runtime/engine/model_runner.h"
 
 namespace llmctl::engine {
@@ -48,7 +49,7 @@ Status run_rank_worker(const std::string& model_dir, const EngineConfig& config,
                        const model::LoadProgressCallback& progress) {
   ASSIGN_OR_RETURN(model::ModelConfig mc, model::load_model_config(model_dir));
   ASSIGN_OR_RETURN(model::ShardLayout layout, model::ShardLayout::make(mc, comm.rank(), comm.world_size()));
-  auto weights = model::load_model_weights(model_dir, mc, layout, progress);
+  auto weights = load_rank_weights(model_dir, mc, layout, config.load_format, progress);
   if (!weights.is_ok()) return weights.status().with_context(model_dir);
   ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads, config.cuda_stream));
   return serve_rank(std::move(backend), mc, *weights, comm);

@@ -116,7 +116,9 @@ Status open_shards(const std::string& dir, ShardSet* set) {
   } else if (fs::exists(dir + "/model.safetensors", ec)) {
     shard_names.push_back("model.safetensors");
   } else {
-    return Status::not_found(dir + ": no model.safetensors or model.safetensors.index.json");
+    return Status::not_found(dir + 
+                             ": no model.safetensors or model.safetensors.index.json (to run the shape with random "
+                             "weights instead, as a benchmark, pass --load-format dummy)");
   }
   for (const std::string& shard : shard_names) {
     ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::open(dir + "/" + shard));
@@ -139,29 +141,18 @@ Status open_shards(const std::string& dir, ShardSet* set) {
   return Status::ok();
 }
 
-}  // namespace
-
-namespace {
-
-// The part of a checkpoint tensor a rank keeps: rows [begin, begin + count)
-// of dimension 0 (padded with zero rows up to padded_rows), or columns
-// [begin, begin + count) of dimension 1, or all of it.
-struct Slice {
-  enum class Kind { kWhole, kRows, kColumns };
-  Kind kind = Kind::kWhole;
-  int64_t begin = 0, count = 0, padded_rows = 0;
-};
-
 bool ends_with(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-Slice slice_of(const std::string& name, const ModelConfig& c, const ShardLayout& l) {
+}  // namespace
+
+WeightSlice weight_slice(const std::string& name, const ModelConfig& c, const ShardLayout& l) {
   if (!l.sharded()) return {};
   const int64_t d = c.head_dim;
-  auto rows = [](int64_t begin, int64_t count) { return Slice{Slice::Kind::kRows, begin, count, count}; };
+  auto rows = [](int64_t begin, int64_t count) { return WeightSlice{WeightSlice::Kind::kRows, begin, count, count}; };
   if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
-    return Slice{Slice::Kind::kRows, l.vocab_begin, l.vocab_rows, l.vocab_per_rank};
+    return WeightSlice{WeightSlice::Kind::kRows, l.vocab_begin, l.vocab_rows, l.vocab_per_rank};
   }
   if (ends_with(name, "self_attn.q_proj.weight") || ends_with(name, "self_attn.q_proj.bias")) {
     return rows(l.q_head_begin * d, l.num_q_heads * d);
@@ -174,26 +165,28 @@ Slice slice_of(const std::string& name, const ModelConfig& c, const ShardLayout&
     return rows(l.ff_begin, l.ff_size);
   }
   if (ends_with(name, "self_attn.o_proj.weight")) {
-    return Slice{Slice::Kind::kColumns, l.q_head_begin * d, l.num_q_heads * d, 0};
+    return WeightSlice{WeightSlice::Kind::kColumns, l.q_head_begin * d, l.num_q_heads * d, 0};
   }
-  if (ends_with(name, "mlp.down_proj.weight")) return Slice{Slice::Kind::kColumns, l.ff_begin, l.ff_size, 0};
+  if (ends_with(name, "mlp.down_proj.weight")) return WeightSlice{WeightSlice::Kind::kColumns, l.ff_begin, l.ff_size, 0};
   return {};
 }
+
+namespace {
 
 // Makes w the slice of `info`: a view of the mapping when the slice is
 // contiguous there (whole tensors, unpadded row ranges), else a copy of just
 // the slice's bytes. Returns the checkpoint bytes the slice covers.
-uint64_t slice_weight(const SafetensorsFile& file, const TensorInfo& info, const Slice& slice, Weight* w) {
+uint64_t slice_weight(const SafetensorsFile& file, const TensorInfo& info, const WeightSlice& slice, Weight* w) {
   const std::byte* src = file.data(info);
   const std::size_t element = dtype_size_bytes(info.dtype);
   const int64_t width = info.shape.size() > 1 ? info.num_elements() / info.shape[0] : 1;
   w->dtype = info.dtype;
   switch (slice.kind) {
-    case Slice::Kind::kWhole:
+    case WeightSlice::Kind::kWhole:
       w->shape = info.shape;
       w->view = src;
       return info.end - info.begin;
-    case Slice::Kind::kRows: {
+    case WeightSlice::Kind::kRows: {
       w->shape = info.shape;
       w->shape[0] = slice.padded_rows;
       const auto n_bytes = static_cast<std::size_t>(slice.count * width) * element;
@@ -207,7 +200,7 @@ uint64_t slice_weight(const SafetensorsFile& file, const TensorInfo& info, const
       }
       return n_bytes;
     }
-    case Slice::Kind::kColumns: {
+    case WeightSlice::Kind::kColumns: {
       const int64_t rows = info.shape[0];
       w->shape = {rows, slice.count};
       const auto row_bytes = static_cast<std::size_t>(slice.count) * element;
@@ -241,7 +234,7 @@ Result<ModelWeights> load_model_weights(const std::string& model_dir, const Mode
     const WeightSpec* spec;
     const SafetensorsFile* file;
     const TensorInfo* info;
-    Slice slice;
+    WeightSlice slice;
   };
   std::vector<Step> plan;
   uint64_t bytes_total = 0;
@@ -261,8 +254,8 @@ Result<ModelWeights> load_model_weights(const std::string& model_dir, const Mode
       return Status::invalid_argument(spec.name + ": dtype " + std::string(dtype_name(info->dtype)) +
                                       " is not a float weight type (F32, F16, BF16)");
     }
-    Step step{&spec, it->second, info, slice_of(spec.name, config, shard)};
-    bytes_total += step.slice.kind == Slice::Kind::kWhole
+    Step step{&spec, it->second, info, weight_slice(spec.name, config, shard)};
+    bytes_total += step.slice.kind == WeightSlice::Kind::kWhole
                        ? info->end - info->begin
                        : (info->end - info->begin) / static_cast<uint64_t>(shard.world_size);
     plan.push_back(step);

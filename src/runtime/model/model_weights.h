@@ -91,6 +91,16 @@ Result<ModelWeights> load_model_weights(const std::string& model_dir, const Mode
 Result<ModelWeights> load_model_weights(const std::string& model_dir, const ModelConfig& config,
                                         const ShardLayout& shard, const LoadProgressCallback& progress = {});
 
+// The part of checkpoint tensor `name` a rank of `layout` keeps: rows
+// [begin, begin + count) of dimension 0 (padded with zero rows up to
+// padded_rows), or columns [begin, begin + count) of dimension 1, or all of it.
+struct WeightSlice {
+  enum class Kind { kWhole, kRows, kColumns };
+  Kind kind = Kind::kWhole;
+  int64_t begin = 0, count = 0, padded_rows = 0;
+};
+WeightSlice weight_slice(const std::string& name, const ModelConfig& config, const ShardLayout& layout);
+
 std::string shape_to_string(const std::vector<int64_t>& shape);
 
 }  // namespace llmctl::model
