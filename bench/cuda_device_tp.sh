@@ -1,5 +1,5 @@
 #!/bin/bash
-# Tensor parallel on the GPU machine (2 or 4 GPUs), with the pack from
+# Tensor parallel on the GPU machine (2, 4 or 8 GPUs), with the pack from
 # bench/cuda_device_pack.sh: (1) `generate --device cuda --tp N` gives the
 # tp=1 greedy tokens on stories260K and a random-weight Llama-3.2-1B shape;
 # (2) `serve --device cuda --tp N` under `llmctl bench` at concurrency 64 for
@@ -9,9 +9,12 @@
 # steps replayed as CUDA graphs are not in the all-reduce figure; add
 # TP_SERVE_ARGS=--enforce-eager for it). Every generate runs twice, with
 # decode graphs and with --enforce-eager, and both must equal tp=1's tokens.
+# TP_LOAD_FORMAT=dummy serves seeded random weights made at start-up from
+# config.json alone (`--load-format dummy`): the way to run a 70B shape
+# (TP_SHAPE=llama-3.1-70b TP_LIST="4 8") without writing 140 GB of files.
 # Results go to $OUT (or ./device-out).
 #   [TP_LIST="2 4"] [TP_SERVE_ARGS="--enforce-eager"] [TP_CONCURRENCY=64] \
-#   bash bench/cuda_device_tp.sh [tokens|throughput|all]
+#   [TP_SHAPE=llama-3.1-8b] [TP_LOAD_FORMAT=auto|dummy] bash bench/cuda_device_tp.sh [tokens|throughput|all]
 set -u
 out=${OUT:-device-out}
 mkdir -p "$out"
@@ -20,6 +23,7 @@ what=${1:-all}
 gpus=$(nvidia-smi -L | wc -l)
 tps="1 2"
 [ "$gpus" -ge 4 ] && tps="1 2 4"
+[ "$gpus" -ge 8 ] && tps="1 2 4 8"
 echo "GPUs: $gpus; tp: $tps"
 
 if [ "$what" != throughput ]; then
@@ -28,6 +32,8 @@ if [ "$what" != throughput ]; then
   for model in "$c/stories260K" "$small"; do
     name=$(basename "$model")
     for tp in $tps; do
+      # stories260K's intermediate_size 172 does not split 8 ways.
+      [ "$name" = stories260K ] && [ "$tp" -gt 4 ] && continue
       for mode in graphs eager; do
         flag=""
         [ "$mode" = eager ] && flag=--enforce-eager
@@ -62,16 +68,19 @@ fi
 
 if [ "$what" != tokens ]; then
   shape=${TP_SHAPE:-llama-3.1-8b}
+  fmt=${TP_LOAD_FORMAT:-auto}
   model=/tmp/llmctl-bench-$shape
+  only=""
+  [ "$fmt" = dummy ] && model=$model-config-only && only=--config-only
   t0=$(date +%s)
-  [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" >/dev/null
-  echo "made $shape in $(( $(date +%s) - t0 )) s"
+  [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" $only >/dev/null
+  echo "made $shape ($fmt weights) in $(( $(date +%s) - t0 )) s"
   for tp in ${TP_LIST:-$tps}; do
     echo "== serve --device cuda --tp $tp ($shape, random weights)"
     LLMCTL_STEP_TIMING=1 timeout 400 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
       --device cuda --tp "$tp" --concurrency ${TP_CONCURRENCY:-64} --prompts-per-client 2 --input-len 512 \
       --output-len 128 --max-model-len 1024 --start-timeout 300 --server-log "$out/serve_tp$tp.log" \
-      "--serve-args=${TP_SERVE_ARGS:-}" \
+      "--serve-args=--load-format $fmt ${TP_SERVE_ARGS:-}" \
       2>&1 | tee "$out/serve_tp${tp}_$shape.md"
     grep "step timing" "$out/serve_tp$tp.log"
   done
