@@ -4,7 +4,7 @@ over loopback) gives the same greedy tokens as --tp 1: on stories260K (also
 equal to the transformers reference) and on a random-weight Llama with
 biases, one KV head and a vocabulary that does not divide by the rank count.
 Bad splits and --pp are refused with a clear message; no worker outlives its
-generate."""
+generate. Seeded sampling gives the same tokens at --tp 1 and 2."""
 import json
 import os
 import subprocess
@@ -57,6 +57,19 @@ for r in refs[1:3]:
         if out:
             check(out["token_ids"] == want, f"stories260K tp={tp} {r['prompt']!r}: {out['token_ids'][:16]} vs {want[:16]}")
             check(out["text"] == r["greedy_text"], f"stories260K tp={tp}: text {out['text'][:60]!r}")
+
+# Seeded sampling: one GPU or the CPU backend draws on the backend, a sharded
+# model on the host from the joined rows; both give the same tokens.
+sampled = {}
+for tp in (1, 2):
+    cmd = [BIN, "generate", "--model", STORIES, "--prompt", "Once upon a time", "--max-tokens", "24",
+           "--temperature", "0.8", "--top-p", "0.9", "--seed", "5", "--json", "--tp", str(tp)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr}")
+    if p.returncode == 0:
+        sampled[tp] = json.loads(p.stdout)["token_ids"]
+if len(sampled) == 2:
+    check(sampled[1] == sampled[2], f"seeded sampling tp=2 {sampled[2]} != tp=1 {sampled[1]}")
 
 with tempfile.TemporaryDirectory() as tmp:
     model = write_model(os.path.join(tmp, "tp-llama"), SHARED)

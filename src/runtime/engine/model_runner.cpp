@@ -177,9 +177,17 @@ Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<i
   return logits;
 }
 
-Status ModelRunner::sample_rows(float* logits, const SamplingBatch& sampling, std::vector<int32_t>* ids) {
-  if (ids == nullptr) return Status::internal("sampling rows on the device needs somewhere to put the ids");
-  const int64_t rows = sampling.rows();
+Status ModelRunner::sample_rows_on_host(float* logits, int64_t rows, const SamplingBatch& sampling,
+                                        std::vector<int32_t>* ids) const {
+  if (sampling.rows() != rows || ids == nullptr) return Status::internal("a sampling row per logits row is needed");
+  ids->resize(static_cast<std::size_t>(rows));
+  kernels::Backend::sample_rows_on_host(ids->data(), logits, sampling.host_view(model_->config().vocab_size));
+  return Status::ok();
+}
+
+Status ModelRunner::sample_rows(float* logits, int64_t rows, const SamplingBatch& sampling,
+                                std::vector<int32_t>* ids) {
+  if (sampling.rows() != rows || ids == nullptr) return Status::internal("a sampling row per logits row is needed");
   std::vector<int32_t> lists = sampling.seen_tokens;
   lists.insert(lists.end(), sampling.seen_output_counts.begin(), sampling.seen_output_counts.end());
   lists.insert(lists.end(), sampling.banned_tokens.begin(), sampling.banned_tokens.end());
@@ -239,17 +247,12 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
       if (group_->rank() != 0) return std::vector<float>();
     }
     if (sampling != nullptr) {
-      if (sampling->rows() != b.num_seqs() || greedy_ids == nullptr) {
-        return Status::internal("a sampling row per sequence is needed");
-      }
       if (group_ == nullptr) {
-        RETURN_IF_ERROR(sample_rows(graphs_->logits(), *sampling, greedy_ids));
+        RETURN_IF_ERROR(sample_rows(graphs_->logits(), b.num_seqs(), *sampling, greedy_ids));
       } else {
         // A sharded model's rows are whole only once joined on the host.
         ASSIGN_OR_RETURN(std::vector<float> joined, graphs_->read(b.num_seqs(), nullptr));
-        greedy_ids->resize(static_cast<std::size_t>(b.num_seqs()));
-        kernels::Backend::sample_rows_on_host(greedy_ids->data(), joined.data(),
-                                              sampling->host_view(model_->config().vocab_size));
+        RETURN_IF_ERROR(sample_rows_on_host(joined.data(), b.num_seqs(), *sampling, greedy_ids));
       }
       return std::vector<float>();
     }
@@ -327,8 +330,7 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   }
   if (sharded_greedy) return Status::internal("a greedy step of a sharded model has no logits to return");
   if (sampling != nullptr && !model_->layout().sharded()) {
-    if (sampling->rows() != in.num_logits) return Status::internal("a sampling row per logits row is needed");
-    RETURN_IF_ERROR(sample_rows(logits_dev->f32(), *sampling, greedy_ids));
+    RETURN_IF_ERROR(sample_rows(logits_dev->f32(), in.num_logits, *sampling, greedy_ids));
     return std::vector<float>();
   }
   std::vector<float> logits(static_cast<std::size_t>(out_floats));
@@ -339,11 +341,7 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   model_->join_logits(logits.data(), in.num_logits, joined.data());
   if (sampling != nullptr) {
     // The rows are whole only after the join: the host twin draws there.
-    if (sampling->rows() != in.num_logits || greedy_ids == nullptr) {
-      return Status::internal("a sampling row per logits row is needed");
-    }
-    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
-    kernels::Backend::sample_rows_on_host(greedy_ids->data(), joined.data(), sampling->host_view(vocab));
+    RETURN_IF_ERROR(sample_rows_on_host(joined.data(), in.num_logits, *sampling, greedy_ids));
     return std::vector<float>();
   }
   if (greedy_ids != nullptr) {

@@ -91,8 +91,12 @@ class ModelRunner {
   // Rank 0 sends the batch to the other ranks first.
   Result<std::vector<float>> run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids,
                                        const SamplingBatch* sampling = nullptr);
-  // Draws sampling's rows from logits[rows, vocab] (backend memory) into ids.
-  Status sample_rows(float* logits, const SamplingBatch& sampling, std::vector<int32_t>* ids);
+  // Draws `rows` ids (one per row of `sampling`, else an internal error)
+  // into ids: from logits[rows, vocab] in backend memory on the device, or
+  // from whole rows on the host (a sharded model's rows, joined there).
+  Status sample_rows(float* logits, int64_t rows, const SamplingBatch& sampling, std::vector<int32_t>* ids);
+  Status sample_rows_on_host(float* logits, int64_t rows, const SamplingBatch& sampling,
+                             std::vector<int32_t>* ids) const;
 
   std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<model::DecoderModel> model_;
