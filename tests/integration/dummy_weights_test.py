@@ -9,13 +9,13 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from local_ports import free_port  # noqa: E402
 from tp_model_fixture import write_model  # noqa: E402
 
 BIN = os.environ["LLMCTL_BIN"]
@@ -33,14 +33,6 @@ def generate(model, prompt, tp, *extra):
     cmd = [BIN, "generate", "--model", model, "--prompt", prompt, "--max-tokens", "32", "--temperature", "0",
            "--ignore-eos", "--json", "--tp", str(tp), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 with tempfile.TemporaryDirectory() as tmp:

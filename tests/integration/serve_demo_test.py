@@ -13,6 +13,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from local_ports import free_port  # noqa: E402
+
 BIN = os.environ["LLMCTL_BIN"]
 SHARED = os.environ.get("LLMCTL_SHARED_DIR", "")
 failures = []
@@ -22,14 +25,6 @@ def check(cond, what):
     if not cond:
         failures.append(what)
         print("FAIL:", what, file=sys.stderr)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Server:
