@@ -29,6 +29,7 @@
 #include "kernels/cuda/attention_scratch.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/kv_tile.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/mma_bf16.cuh"
 
@@ -101,31 +102,11 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
   const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * D;
   const int64_t kv_offset = static_cast<int64_t>(kvh) * D;
 
-  // Copies tile t's K and V rows into stage st; rows past hi are zeroed (a
-  // zero probability times stale bits could be NaN).
+  // Tile t's K and V rows into stage st (kv_tile.cuh); rows past hi zeroed.
   auto load_tile = [&](int t, int st) {
-    constexpr int kPieces = D / 8;  // 16-byte pieces per row
-    constexpr int kRowsPerPass = kThreads / kPieces;
     __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems;
-    __nv_bfloat16* sv = sk + L::kTileElems;
-    const int c = (threadIdx.x % kPieces) * 8;
-    const int64_t first = lo + static_cast<int64_t>(t) * kTile;
-#pragma unroll
-    for (int r = threadIdx.x / kPieces; r < kTile; r += kRowsPerPass) {
-      const int64_t j = first + r;
-      __nv_bfloat16* dk = sk + r * L::kLd + c;
-      __nv_bfloat16* dv = sv + r * L::kLd + c;
-      if (j <= hi) {
-        const int64_t slot = static_cast<int64_t>(table[j / b.block_size]) * b.block_size + j % b.block_size;
-        const int64_t off = slot * kv_row + kv_offset + c;
-        __pipeline_memcpy_async(dk, k_cache + off, 16);
-        __pipeline_memcpy_async(dv, v_cache + off, 16);
-      } else {
-        *reinterpret_cast<uint4*>(dk) = make_uint4(0, 0, 0, 0);
-        *reinterpret_cast<uint4*>(dv) = make_uint4(0, 0, 0, 0);
-      }
-    }
-    __pipeline_commit();
+    copy_kv_tile<D, kTile, kThreads, L::kLd>(sk, sk + L::kTileElems, k_cache, v_cache, table, b.block_size,
+                                             lo + static_cast<int64_t>(t) * kTile, hi + 1, kv_row, kv_offset);
   };
   if (num_tiles > 0) load_tile(0, 0);
 
