@@ -240,6 +240,12 @@ void read_model(const toml::table& t, const std::string& path, Diagnostics& diag
   r.read_double("gpu_memory_utilization", m.gpu_memory_utilization, 0.0, 1.0);
   r.read_int("max_num_seqs", m.max_num_seqs, 1, 1 << 20);
   r.read_int("max_model_len", m.max_model_len, 1, 1 << 24);
+  r.read_string("load_format", m.load_format);
+  if (m.load_format != "auto" && m.load_format != "dummy") {
+    diag.error(t.get("load_format")->source(), path + ".load_format",
+               "expected \"auto\" (the folder's safetensors) or \"dummy\" (random weights), got \"" + m.load_format +
+                   "\"");
+  }
   r.check_unknown_keys();
   if (m.name.empty() && !m.path.empty()) {
     m.name = std::filesystem::path(m.path).lexically_normal().filename().string();
@@ -515,6 +521,7 @@ std::string to_toml(const ClusterConfig& c) {
        << "\npp = " << m.pp << "\nreplicas = " << m.replicas << "\ngpu_memory_utilization = "
        << format_number(m.gpu_memory_utilization) << "\nmax_num_seqs = " << m.max_num_seqs
        << "\nmax_model_len = " << m.max_model_len << "\n";
+    if (m.load_format != "auto") os << "load_format = " << toml_quote(m.load_format) << "\n";
   }
   return os.str();
 }

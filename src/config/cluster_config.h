@@ -54,6 +54,10 @@ struct ModelConfig {
   double gpu_memory_utilization = 0.9;
   int max_num_seqs = 64;
   int max_model_len = 4096;
+  // serve's --load-format: "auto" (the folder's safetensors) or "dummy"
+  // (seeded random weights of its config.json, for benchmarks). An
+  // extension of SPEC.md's [[models]] table.
+  std::string load_format = "auto";
 };
 
 struct ClusterConfig {

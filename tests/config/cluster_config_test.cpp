@@ -76,6 +76,23 @@ TEST_CASE("out-of-range values are errors") {
             .find("models[0].gpu_memory_utilization: expected a number in (0, 1], got 1.5") != std::string::npos);
 }
 
+TEST_CASE("models.load_format: auto by default, dummy accepted and kept by to_toml, anything else refused") {
+  auto plain = parse_cluster_config("[head]\nhost = \"a\"\n[[models]]\npath = \"/m\"\n", "cluster.toml");
+  REQUIRE_MESSAGE(plain.is_ok(), plain.status().message());
+  CHECK(plain->models[0].load_format == "auto");
+  CHECK(to_toml(*plain).find("load_format") == std::string::npos);
+  auto dummy = parse_cluster_config("[head]\nhost = \"a\"\n[[models]]\npath = \"/m\"\nload_format = \"dummy\"\n",
+                                    "cluster.toml");
+  REQUIRE_MESSAGE(dummy.is_ok(), dummy.status().message());
+  CHECK(dummy->models[0].load_format == "dummy");
+  auto again = parse_cluster_config(to_toml(*dummy), "roundtrip.toml");
+  REQUIRE_MESSAGE(again.is_ok(), again.status().message());
+  CHECK(again->models[0].load_format == "dummy");
+  CHECK(error_of("[head]\nhost = \"a\"\n[[models]]\npath = \"/m\"\nload_format = \"random\"\n") ==
+        "cluster.toml:5:15: models[0].load_format: expected \"auto\" (the folder's safetensors) or \"dummy\" "
+        "(random weights), got \"random\"");
+}
+
 TEST_CASE("unknown keys suggest the closest known key") {
   std::string m = error_of("[head]\nhost = \"a\"\nnum_gpu = 1\n");
   CHECK(m == "cluster.toml:3:1: head.num_gpu: unknown key (did you mean 'num_gpus'?)");

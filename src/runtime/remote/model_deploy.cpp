@@ -89,6 +89,7 @@ std::string serve_command(const ClusterConfig& c, const NodeConfig& head, const 
                      "--max-num-seqs {} --max-model-len {} --gpu-memory-utilization {} --device auto",
                      shell_quote(m.path), shell_quote(m.name), m.tp, shell_quote(head_address), port, m.max_num_seqs,
                      m.max_model_len, m.gpu_memory_utilization);
+  if (m.load_format != "auto") out += " --load-format " + shell_quote(m.load_format);
   // Ranks on other nodes: a rank that dies is placed again.
   if (m.tp > 1) out += " --restart";
   return out;

@@ -110,6 +110,12 @@ TEST_CASE("a running serve with the same command is kept; changed settings resta
   CHECK(plans[1].port == 8001);
   CHECK(plans[1].command.find(" --tp 2 ") != std::string::npos);
   CHECK(plans[1].command.find(" --restart") != std::string::npos);
+  CHECK(plans[1].command.find("--load-format") == std::string::npos);
+  ClusterConfig random_weights = c;
+  random_weights.models[0].load_format = "dummy";
+  plans = plan_models(random_weights, c.head, "10.0.0.1:6379", *facts, sha, false);
+  CHECK(plans[0].action == "restart");  // another serve command line
+  CHECK(plans[0].command.find(" --load-format 'dummy'") != std::string::npos);
 
   // The stop script: SIGTERM ends it, its files go.
   std::string out = sh(stop_serve_script(c.head, {"a", "gone"}, 5));
