@@ -290,13 +290,7 @@ void launch_decode(float* out, const float* q, int64_t q_stride, const __nv_bflo
                    int64_t num_kv_heads, float scale, int64_t sliding_window, const DecodeSplit& split,
                    cudaStream_t stream) {
   using L = DecodeLayout<D>;
-  static bool configured = false;  // per process and instance; the attributes are per function
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(decode_gqa_kernel<D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes));
-    CUDA_CHECK(cudaFuncSetAttribute(decode_gqa_kernel<D, G>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                    cudaSharedmemCarveoutMaxShared));
-    configured = true;
-  }
+  allow_dynamic_smem<decode_gqa_kernel<D, G>>(L::kBytes);
   const dim3 grid(static_cast<unsigned>(b.num_seqs * num_kv_heads), static_cast<unsigned>(split.splits));
   launch_kernel_smem(decode_gqa_kernel<D, G>, grid, kThreads, L::kBytes, stream, out, q, q_stride, k_cache, v_cache,
                      b, static_cast<int>(num_q_heads), static_cast<int>(num_kv_heads), scale, sliding_window, split);

@@ -244,13 +244,7 @@ void launch_flash(float* out, const float* q, int64_t q_stride, const __nv_bfloa
                   const PagedAttentionArgs& b, int64_t num_q_heads, int64_t num_kv_heads, float scale,
                   int64_t sliding_window, cudaStream_t stream) {
   using L = FlashLayout<D>;
-  static bool configured = false;  // per process and head dim; the attributes are per function
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes));
-    CUDA_CHECK(cudaFuncSetAttribute(flash_prefill_kernel<D>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                    cudaSharedmemCarveoutMaxShared));
-    configured = true;
-  }
+  allow_dynamic_smem<flash_prefill_kernel<D>>(L::kBytes);
   // No sequence has more queries than the step's tokens minus one per other
   // sequence; blocks past a sequence's own count exit at once.
   const int64_t max_queries = b.num_tokens - (b.num_seqs - 1);

@@ -12,7 +12,9 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/cuda/cuda_check.h"
 
@@ -25,8 +27,24 @@ __device__ __forceinline__ void pdl_begin() {
   pdl_wait();
 }
 
+// Lets kKernel take `smem_bytes` of dynamic shared memory (above 48 KiB a
+// kernel must opt in) with the largest shared-memory carveout, once per
+// device: the attributes belong to the function on each device.
+template <auto kKernel>
+void allow_dynamic_smem(int smem_bytes) {
+  static std::atomic<uint64_t> configured{0};  // bit d: device d (mod 64)
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  const uint64_t bit = uint64_t{1} << (device % 64);
+  if ((configured.load(std::memory_order_acquire) & bit) != 0) return;
+  CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+  CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                  static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+  configured.fetch_or(bit, std::memory_order_release);
+}
+
 // With `smem_bytes` of dynamic shared memory (above 48 KiB the kernel must
-// have opted in with cudaFuncAttributeMaxDynamicSharedMemorySize).
+// have opted in: allow_dynamic_smem).
 template <typename... Params, typename... Args>
 void launch_kernel_smem(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem_bytes, cudaStream_t stream,
                         Args... args) {

@@ -12,11 +12,12 @@ namespace llmctl::engine {
 
 Result<model::ModelWeights> load_rank_weights(const std::string& model_dir, const model::ModelConfig& config,
                                               const model::ShardLayout& layout, const std::string& load_format,
-                                              const model::LoadProgressCallback& progress) {
+                                              const model::LoadProgressCallback& progress, int threads) {
   if (load_format == "auto") return model::load_model_weights(model_dir, config, layout, progress);
   if (load_format == "dummy") {
     const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(model::ModelWeights weights, model::random_model_weights(config, layout, /*seed=*/0, progress));
+    ASSIGN_OR_RETURN(model::ModelWeights weights,
+                     model::random_model_weights(config, layout, /*seed=*/0, progress, threads));
     logger("engine")->info("weights: random bf16 values ({:.2f} GB, --load-format dummy) made in {:.2f} s",
                            static_cast<double>(weights.total_bytes()) / 1e9,
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -49,7 +50,8 @@ Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig conf
   auto phase_start = Clock::now();
   // Maps and checks the files (the bytes are read when the backend uploads
   // them), or makes random weights.
-  ASSIGN_OR_RETURN(model::ModelWeights weights, load_rank_weights(model_dir, mc, layout, config.load_format, progress));
+  ASSIGN_OR_RETURN(model::ModelWeights weights,
+                   load_rank_weights(model_dir, mc, layout, config.load_format, progress, config.num_threads));
   const double map_seconds = seconds_since(phase_start);
   if (config.scheduler.max_model_len <= 0 || config.scheduler.max_model_len > mc.max_position_embeddings) {
     config.scheduler.max_model_len = static_cast<int32_t>(mc.max_position_embeddings);

@@ -22,9 +22,10 @@ struct LoadedEngine {
 // The weights of `layout`'s rank as `load_format` says: "auto" maps the
 // folder's safetensors, "dummy" fills seeded random bf16 values (the same
 // model on every rank count).
+// `threads`: how many make random weights (0: one per core).
 Result<model::ModelWeights> load_rank_weights(const std::string& model_dir, const model::ModelConfig& config,
                                               const model::ShardLayout& layout, const std::string& load_format,
-                                              const model::LoadProgressCallback& progress = {});
+                                              const model::LoadProgressCallback& progress = {}, int threads = 0);
 
 // extra_eos_ids (e.g. the tokenizer's) are added to the model's own.
 Result<LoadedEngine> load_engine(const std::string& model_dir, EngineConfig config, Detokenizer detokenizer = {},

@@ -9,7 +9,7 @@
 namespace llmctl::engine {
 
 Status serve_rank(std::unique_ptr<kernels::Backend> backend, const model::ModelConfig& config,
-                  const model::ModelWeights& weights, dist::Communicator& comm) {
+                  model::ModelWeights weights, dist::Communicator& comm) {
   const std::string who = "rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.world_size());
   std::string bytes;
   if (Status st = comm.broadcast_bytes(bytes, 0); !st.is_ok()) {
@@ -21,6 +21,7 @@ Status serve_rank(std::unique_ptr<kernels::Backend> backend, const model::ModelC
   }
   ASSIGN_OR_RETURN(auto runner,
                    ModelRunner::create(std::move(backend), config, weights, init.num_blocks, init.block_size, &comm));
+  weights = model::ModelWeights();
   for (;;) {
     if (Status st = comm.broadcast_bytes(bytes, 0); !st.is_ok()) {
       return st.with_context(who + ": waiting for rank 0's next step");
@@ -49,10 +50,10 @@ Status run_rank_worker(const std::string& model_dir, const EngineConfig& config,
                        const model::LoadProgressCallback& progress) {
   ASSIGN_OR_RETURN(model::ModelConfig mc, model::load_model_config(model_dir));
   ASSIGN_OR_RETURN(model::ShardLayout layout, model::ShardLayout::make(mc, comm.rank(), comm.world_size()));
-  auto weights = load_rank_weights(model_dir, mc, layout, config.load_format, progress);
+  auto weights = load_rank_weights(model_dir, mc, layout, config.load_format, progress, config.num_threads);
   if (!weights.is_ok()) return weights.status().with_context(model_dir);
   ASSIGN_OR_RETURN(auto backend, kernels::make_backend(config.device, config.num_threads, config.cuda_stream));
-  return serve_rank(std::move(backend), mc, *weights, comm);
+  return serve_rank(std::move(backend), mc, std::move(weights).value(), comm);
 }
 
 }  // namespace llmctl::engine

@@ -22,8 +22,11 @@ namespace llmctl::engine {
 Status run_rank_worker(const std::string& model_dir, const EngineConfig& config, dist::Communicator& comm,
                        const model::LoadProgressCallback& progress = {});
 
-// The step loop alone, over an already loaded shard (tests drive it in threads).
+// The step loop alone, over an already loaded shard (tests drive it in
+// threads). The weights are released once the backend holds its copy: host
+// memory they own (column slices, --load-format dummy) would otherwise stay
+// taken for the whole run.
 Status serve_rank(std::unique_ptr<kernels::Backend> backend, const model::ModelConfig& config,
-                  const model::ModelWeights& weights, dist::Communicator& comm);
+                  model::ModelWeights weights, dist::Communicator& comm);
 
 }  // namespace llmctl::engine

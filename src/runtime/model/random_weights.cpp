@@ -99,7 +99,7 @@ void fill_rows(const Fill& fill, uint64_t key, const WeightSlice& slice, int64_t
 }  // namespace
 
 Result<ModelWeights> random_model_weights(const ModelConfig& config, const ShardLayout& shard, uint64_t seed,
-                                          const LoadProgressCallback& progress) {
+                                          const LoadProgressCallback& progress, int threads) {
   struct Planned {
     const WeightSpec* spec;
     WeightSlice slice;
@@ -118,7 +118,8 @@ Result<ModelWeights> random_model_weights(const ModelConfig& config, const Shard
     bytes_total += static_cast<uint64_t>(n) * 2;
     plan.push_back(std::move(p));
   }
-  const int threads = std::max(1, std::min(64, static_cast<int>(std::thread::hardware_concurrency())));
+  if (threads <= 0) threads = std::min(64, static_cast<int>(std::thread::hardware_concurrency()));
+  threads = std::max(1, threads);
   ModelWeights weights;
   uint64_t bytes_done = 0;
   for (const Planned& p : plan) {

@@ -20,7 +20,8 @@ namespace llmctl::model {
 // function of the seed, the tensor's name and the element's index in the
 // whole tensor, so every tensor-parallel split holds slices of one and the
 // same model (and padded vocabulary rows are zero, as when loading).
+// `threads` fill large tensors (0: one per core, at most 64).
 Result<ModelWeights> random_model_weights(const ModelConfig& config, const ShardLayout& shard, uint64_t seed = 0,
-                                          const LoadProgressCallback& progress = {});
+                                          const LoadProgressCallback& progress = {}, int threads = 0);
 
 }  // namespace llmctl::model

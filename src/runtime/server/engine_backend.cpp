@@ -93,10 +93,10 @@ void EngineBackend::start(std::unique_ptr<engine::Engine> engine, std::vector<in
 }
 
 void EngineBackend::mark_dead(const std::string& reason) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (failure_.empty()) failure_ = reason;
-  }
+  // Under the lock, as submit() checks the state there: a request is either
+  // refused or in the inbox before the engine thread drains it.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failure_.empty()) failure_ = reason;
   state_ = BackendState::kDead;
 }
 
@@ -114,6 +114,9 @@ Status EngineBackend::submit(GenerationRequest request, EventSink sink) {
   RETURN_IF_ERROR(to_engine(request.sampling).validate());
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (state_ == BackendState::kDead) {  // died since the check above
+      return Status::unavailable(failure_.empty() ? "the engine has died" : "the engine has died: " + failure_);
+    }
     inbox_.push_back({std::move(request), std::move(sink)});
   }
   cv_.notify_all();
@@ -169,11 +172,20 @@ void EngineBackend::run() {
     if (!outs.is_ok()) {
       log->error("engine step failed: {}", outs.status().to_string());
       mark_dead(outs.status().message());
-      for (auto& [eid, live] : live_) {
+      // The requests in the step and those that arrived during it (still in
+      // the inbox) all fail now; none waits for serve to stop.
+      std::vector<EventSink> failed;
+      for (auto& [eid, live] : live_) failed.push_back(std::move(live.sink));
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (Pending& p : inbox_) failed.push_back(std::move(p.sink));
+        inbox_.clear();
+      }
+      for (EventSink& sink : failed) {
         GenerationEvent ev;
         ev.finish_reason = FinishReason::kError;
         ev.error = outs.status().message();
-        live.sink(std::move(ev));
+        sink(std::move(ev));
       }
       live_.clear();
       engine_id_of_.clear();
