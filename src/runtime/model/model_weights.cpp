@@ -141,10 +141,6 @@ Status open_shards(const std::string& dir, ShardSet* set) {
   return Status::ok();
 }
 
-bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 WeightSlice weight_slice(const std::string& name, const ModelConfig& c, const ShardLayout& l) {
@@ -154,20 +150,20 @@ WeightSlice weight_slice(const std::string& name, const ModelConfig& c, const Sh
   if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
     return WeightSlice{WeightSlice::Kind::kRows, l.vocab_begin, l.vocab_rows, l.vocab_per_rank};
   }
-  if (ends_with(name, "self_attn.q_proj.weight") || ends_with(name, "self_attn.q_proj.bias")) {
+  if (name.ends_with("self_attn.q_proj.weight") || name.ends_with("self_attn.q_proj.bias")) {
     return rows(l.q_head_begin * d, l.num_q_heads * d);
   }
-  if (ends_with(name, "self_attn.k_proj.weight") || ends_with(name, "self_attn.k_proj.bias") ||
-      ends_with(name, "self_attn.v_proj.weight") || ends_with(name, "self_attn.v_proj.bias")) {
+  if (name.ends_with("self_attn.k_proj.weight") || name.ends_with("self_attn.k_proj.bias") ||
+      name.ends_with("self_attn.v_proj.weight") || name.ends_with("self_attn.v_proj.bias")) {
     return rows(l.kv_head_begin * d, l.num_kv_heads * d);
   }
-  if (ends_with(name, "mlp.gate_proj.weight") || ends_with(name, "mlp.up_proj.weight")) {
+  if (name.ends_with("mlp.gate_proj.weight") || name.ends_with("mlp.up_proj.weight")) {
     return rows(l.ff_begin, l.ff_size);
   }
-  if (ends_with(name, "self_attn.o_proj.weight")) {
+  if (name.ends_with("self_attn.o_proj.weight")) {
     return WeightSlice{WeightSlice::Kind::kColumns, l.q_head_begin * d, l.num_q_heads * d, 0};
   }
-  if (ends_with(name, "mlp.down_proj.weight")) return WeightSlice{WeightSlice::Kind::kColumns, l.ff_begin, l.ff_size, 0};
+  if (name.ends_with("mlp.down_proj.weight")) return WeightSlice{WeightSlice::Kind::kColumns, l.ff_begin, l.ff_size, 0};
   return {};
 }
 

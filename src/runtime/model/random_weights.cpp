@@ -29,11 +29,6 @@ uint16_t to_bf16_bits(float f) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // round to nearest even
 }
 
-bool ends_with(const std::string& s, const char* suffix) {
-  const std::size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
-
 // What a tensor holds: a constant (norms 1, biases 0) or uniform values.
 struct Fill {
   bool random = true;
@@ -41,8 +36,8 @@ struct Fill {
 };
 
 Fill fill_of(const std::string& name) {
-  if (ends_with(name, "norm.weight")) return {false, 1.0f};
-  if (ends_with(name, ".bias")) return {false, 0.0f};
+  if (name.ends_with("norm.weight")) return {false, 1.0f};
+  if (name.ends_with(".bias")) return {false, 0.0f};
   return {};
 }
 
