@@ -22,6 +22,15 @@ int report_error(std::string_view command, const Status& status) {
   }
 }
 
+CLI::Option* add_load_format_option(CLI::App* cmd, std::string& load_format) {
+  return cmd
+      ->add_option("--load-format", load_format,
+                   "Where weights come from: auto (the folder's safetensors) or dummy (seeded random values of "
+                   "config.json's shape, for benchmarks; the folder needs only config.json and a tokenizer)")
+      ->check(CLI::IsMember({"auto", "dummy"}))
+      ->capture_default_str();
+}
+
 int not_implemented(std::string_view command, int issue) {
   fmt::print(stderr, "llmctl {}: not implemented yet (tracked in issue #{})\n", command, issue);
   return kExitUsage;

@@ -43,6 +43,10 @@ std::string resolve_state_dir(const GlobalOptions& global);
 // Configures logging: stderr at --log-level, plus <state_dir>/logs/<component>.log.
 void setup_logging(const GlobalOptions& global, std::string_view component, bool to_file);
 
+// --load-format on generate, serve and the worker ranks they start: "auto"
+// (the folder's safetensors) or "dummy" (engine::EngineConfig::load_format).
+CLI::Option* add_load_format_option(CLI::App* cmd, std::string& load_format);
+
 // One registration function per subcommand file.
 void register_doctor(CLI::App& app, CliContext& ctx);
 void register_start(CLI::App& app, CliContext& ctx);

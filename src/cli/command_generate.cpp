@@ -136,10 +136,7 @@ void register_generate(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--pp,--pipeline-parallel-size", o->pp, "Pipeline-parallel stages (only 1 for now)")
       ->capture_default_str();
-  cmd->add_option("--load-format", o->load_format,
-                  "Where weights come from: auto (the folder's safetensors) or dummy (seeded random values of config.json's shape, for benchmarks; the folder needs only config.json and a tokenizer)")
-      ->check(CLI::IsMember({"auto", "dummy"}))
-      ->capture_default_str();
+  add_load_format_option(cmd, o->load_format);
   cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--json", o->json, R"(Print {"text","token_ids","finish_reason","usage"})");

@@ -291,10 +291,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"pack", "spread"}))
       ->capture_default_str();
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
-  cmd->add_option("--load-format", o->load_format,
-                  "Where weights come from: auto (the folder's safetensors) or dummy (seeded random values of config.json's shape, for benchmarks; the folder needs only config.json and a tokenizer)")
-      ->check(CLI::IsMember({"auto", "dummy"}))
-      ->capture_default_str();
+  add_load_format_option(cmd, o->load_format);
   cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
   cmd->add_flag("--restart", o->restart, "With --tp: start (with --address: place) the ranks and engine again when a rank dies");
   cmd->callback([&ctx, o] {

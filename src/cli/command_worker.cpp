@@ -66,8 +66,7 @@ void register_worker(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--rendezvous", o->rendezvous, "Directory of the group's file store, or head:HOST:PORT/ENGINE")->required();
   cmd->add_option("--device", o->device, "cpu or cuda:N (the GPU this rank drives)");
   cmd->add_option("--threads", o->threads, "CPU backend threads");
-  cmd->add_option("--load-format", o->load_format, "auto (safetensors) or dummy (random weights)")
-      ->check(CLI::IsMember({"auto", "dummy"}));
+  add_load_format_option(cmd, o->load_format);
   cmd->add_option("--interface", o->interface, "NIC for collectives (GLOO_SOCKET_IFNAME)")->envname("GLOO_SOCKET_IFNAME");
   cmd->add_option("--timeout-ms", o->timeout_ms, "Rendezvous and collective time-out");
   cmd->callback([&ctx, o] {
