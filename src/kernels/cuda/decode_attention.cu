@@ -21,7 +21,6 @@
 // leaves its G partial softmaxes in scratch, and the last block of the pair
 // to finish (a per-pair counter) merges them.
 #include <cuda_bf16.h>
-#include <cuda_pipeline_primitives.h>
 
 #include <cfloat>
 #include <cstdint>
@@ -133,13 +132,7 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
 
   for (int t = 0; t < num_tiles; ++t) {
     const int st = t & 1;
-    if (t + 1 < num_tiles) {
-      load_tile(t + 1, st ^ 1);
-      __pipeline_wait_prior(1);
-    } else {
-      __pipeline_wait_prior(0);
-    }
-    __syncthreads();  // tile t visible to every warp
+    await_kv_tile(t, num_tiles, load_tile);  // tile t in stage st, visible to every warp
     const int64_t key0 = lo + static_cast<int64_t>(t) * kTile + warp * kKeysPerWarp;
     if (key0 <= hi) {
       const __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems + warp * kKeysPerWarp * L::kLd;

@@ -16,7 +16,6 @@
 // accurate. Decode rows go to the grouped decode kernel (decode_attention.cu)
 // or the per-query-head one (paged_attention.cu).
 #include <cuda_bf16.h>
-#include <cuda_pipeline_primitives.h>
 
 #include <cfloat>
 #include <cstdint>
@@ -132,13 +131,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
 
   for (int t = 0; t < num_tiles; ++t) {
     const int st = t & 1;
-    if (t + 1 < num_tiles) {
-      load_tile(t + 1, st ^ 1);
-      __pipeline_wait_prior(1);
-    } else {
-      __pipeline_wait_prior(0);
-    }
-    __syncthreads();  // tile t visible to every warp
+    await_kv_tile(t, num_tiles, load_tile);  // tile t in stage st, visible to every warp
     const int64_t kt = kv_begin + static_cast<int64_t>(t) * kTileK;
     if (warp_active && kt <= warp_kmax && kt + kTileK - 1 >= warp_kmin) {
       const __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems;

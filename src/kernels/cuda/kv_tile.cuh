@@ -43,4 +43,19 @@ __device__ __forceinline__ void copy_kv_tile(__nv_bfloat16* sk, __nv_bfloat16* s
   __pipeline_commit();
 }
 
+// The double-buffered walk over tiles: before the block uses tile t of
+// num_tiles (in stage t & 1), starts copying tile t + 1 into the other stage
+// (load(t + 1, stage), one committed group), waits for tile t's copies and
+// makes them visible to the whole block.
+template <typename Load>
+__device__ __forceinline__ void await_kv_tile(int t, int num_tiles, Load&& load) {
+  if (t + 1 < num_tiles) {
+    load(t + 1, (t & 1) ^ 1);
+    __pipeline_wait_prior(1);
+  } else {
+    __pipeline_wait_prior(0);
+  }
+  __syncthreads();
+}
+
 }  // namespace llmctl::kernels::cuda
