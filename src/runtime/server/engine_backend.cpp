@@ -59,23 +59,27 @@ void EngineBackend::retire() {
   if (thread_.joinable()) thread_.join();
   // Whatever the engine thread left unanswered fails now, so no client waits
   // on an engine that is gone.
-  std::vector<EventSink> orphans;
-  for (auto& [eid, live] : live_) orphans.push_back(std::move(live.sink));
+  const std::string why = failure();
+  fail_all(why.empty() ? "the engine was stopped" : why);
+  engine_.reset();
+}
+
+void EngineBackend::fail_all(const std::string& why) {
+  std::vector<EventSink> failed;
+  for (auto& [eid, live] : live_) failed.push_back(std::move(live.sink));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (Pending& p : inbox_) orphans.push_back(std::move(p.sink));
+    for (Pending& p : inbox_) failed.push_back(std::move(p.sink));
     inbox_.clear();
   }
-  std::string why = failure();
-  for (EventSink& sink : orphans) {
-    GenerationEvent ev;
-    ev.finish_reason = FinishReason::kError;
-    ev.error = why.empty() ? "the engine was stopped" : why;
-    sink(std::move(ev));
-  }
-  engine_.reset();
   live_.clear();
   engine_id_of_.clear();
+  for (EventSink& sink : failed) {
+    GenerationEvent ev;
+    ev.finish_reason = FinishReason::kError;
+    ev.error = why;
+    sink(std::move(ev));
+  }
 }
 
 void EngineBackend::start(std::unique_ptr<engine::Engine> engine, std::vector<int32_t> eos_ids) {
@@ -174,21 +178,7 @@ void EngineBackend::run() {
       mark_dead(outs.status().message());
       // The requests in the step and those that arrived during it (still in
       // the inbox) all fail now; none waits for serve to stop.
-      std::vector<EventSink> failed;
-      for (auto& [eid, live] : live_) failed.push_back(std::move(live.sink));
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        for (Pending& p : inbox_) failed.push_back(std::move(p.sink));
-        inbox_.clear();
-      }
-      for (EventSink& sink : failed) {
-        GenerationEvent ev;
-        ev.finish_reason = FinishReason::kError;
-        ev.error = outs.status().message();
-        sink(std::move(ev));
-      }
-      live_.clear();
-      engine_id_of_.clear();
+      fail_all(outs.status().message());
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_; });
       return;

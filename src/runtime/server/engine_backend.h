@@ -50,6 +50,9 @@ class EngineBackend final : public GenerationBackend {
     std::vector<int32_t> stop_ids;  // eos + stop_token_ids, to name the stop token
   };
   void run();
+  // Ends every request the engine holds or has not yet taken with an error
+  // event saying `why`. On the engine thread, or once it has been joined.
+  void fail_all(const std::string& why);
 
   std::unique_ptr<engine::Engine> engine_;  // engine thread only
   std::vector<int32_t> eos_ids_;
