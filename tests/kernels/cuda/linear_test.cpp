@@ -9,24 +9,9 @@
 namespace llmctl::kernels::test {
 namespace {
 
-// Round to nearest even, as the GPU's __float2bfloat16_rn; finite inputs.
-uint16_t to_bf16_bits(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-float from_bf16_bits(uint16_t h) {
-  const uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 std::vector<float> round_to_bf16(const std::vector<float>& v) {
   std::vector<float> out(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) out[i] = from_bf16_bits(to_bf16_bits(v[i]));
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = float_of_bf16_bits(bf16_bits_of(v[i]));
   return out;
 }
 
@@ -66,7 +51,7 @@ TEST_CASE("cuda stores linear weights as bf16, rounded to nearest even, and writ
     guards += host[static_cast<std::size_t>(i)] != 0xbadbu;
     guards += host[static_cast<std::size_t>(d.n + kGuard + i)] != 0xbadbu;
   }
-  for (std::size_t i = 0; i < w.size(); ++i) bad += host[kGuard + i] != to_bf16_bits(w[i]);
+  for (std::size_t i = 0; i < w.size(); ++i) bad += host[kGuard + i] != bf16_bits_of(w[i]);
   CHECK(guards == 0);
   CHECK(bad == 0);
   CHECK(host[kGuard + 0] == 0x3f80u);  // 1 + 2^-8 ties to the even 1.0

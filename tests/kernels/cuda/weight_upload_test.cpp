@@ -14,14 +14,6 @@
 namespace llmctl::kernels::test {
 namespace {
 
-// bf16 bits of f, round to nearest even (finite f): what the device must store.
-uint16_t rne_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
 constexpr uint16_t kGuardBits = 0xbadbu;
 constexpr std::size_t kGuardElements = 512;
 
@@ -67,7 +59,7 @@ std::vector<unsigned char> random_weight_bytes(std::mt19937& rng, WeightDtype dt
       const float v = dist(rng);
       std::memcpy(at, &v, 4);
     } else if (dtype == WeightDtype::kBF16) {
-      const uint16_t v = rne_bf16(dist(rng));
+      const uint16_t v = bf16_bits_of(dist(rng));
       std::memcpy(at, &v, 2);
     } else {
       const auto v = static_cast<uint16_t>(f16_bits(rng) | (i % 3 == 0 ? 0x8000u : 0u));
@@ -82,7 +74,7 @@ std::vector<uint16_t> expected_bits(Backend& cpu, WeightDtype dtype, const unsig
   std::vector<float> f32(count);
   cpu.upload_weight(f32.data(), src, dtype, count);
   std::vector<uint16_t> out(count);
-  for (std::size_t i = 0; i < count; ++i) out[i] = rne_bf16(f32[i]);
+  for (std::size_t i = 0; i < count; ++i) out[i] = bf16_bits_of(f32[i]);
   return out;
 }
 
