@@ -5,6 +5,8 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "kernels/kernels.h"
+
 namespace llmctl::engine {
 namespace {
 
@@ -122,16 +124,20 @@ SampleResult Sampler::sample(const float* raw, int64_t vocab, Sequence& seq, con
     // First maximum, as torch.argmax.
     result.token_id = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   } else {
-    const std::vector<Candidate> candidates = distribution(logits.data(), vocab, p);
-    double r = Sampler::uniform01(seq.rng);
-    result.token_id = candidates.back().token_id;
-    for (const Candidate& c : candidates) {
-      r -= c.prob;
-      if (r < 0) {
-        result.token_id = c.token_id;
-        break;
-      }
-    }
+    // The draw is sample_rows' (its host twin): the same uniform picks the
+    // same token whichever path a step takes, so a seeded request does not
+    // depend on whether a neighbour in its batch asks for logprobs.
+    kernels::SamplingRowParams row;
+    row.temperature = p.temperature;
+    row.uniform = Sampler::uniform01(seq.rng);
+    row.top_p = p.top_p;
+    row.min_p = p.min_p;
+    row.top_k = p.top_k;
+    kernels::SamplingRows rows;
+    rows.rows = 1;
+    rows.vocab = vocab;
+    rows.params = &row;
+    kernels::Backend::sample_rows_on_host(&result.token_id, logits.data(), rows);
   }
 
   if (p.logprobs.has_value()) {
