@@ -46,6 +46,13 @@ SchedulerOutput Scheduler::schedule() {
       continue;
     }
     const int32_t num_new = std::min(seq->num_tokens() - seq->num_computed_tokens, budget);
+    if (num_new == 0) {
+      // Its last step is still running and will end it (the engine's async
+      // scheduling adds no placeholder token for a sequence at its length
+      // limit): it keeps its blocks, and nothing runs for it now.
+      still_running.push_back(seq);
+      continue;
+    }
     bool self_preempted = false;
     while (!blocks_.allocate(*seq, seq->num_computed_tokens + num_new)) {
       // Preempt from the back (the most recently admitted, not yet scheduled).
@@ -90,6 +97,8 @@ SchedulerOutput Scheduler::schedule() {
 
 void Scheduler::postprocess(const SchedulerOutput& out) {
   for (const ScheduledSequence& s : out.scheduled) {
+    // Aborted while its step ran (async scheduling): its blocks are gone.
+    if (s.seq->is_finished()) continue;
     s.seq->num_computed_tokens += s.num_new_tokens;
     blocks_.commit_full_blocks(*s.seq);
   }

@@ -54,7 +54,10 @@ class Scheduler {
 
   void add(Sequence* seq);
   SchedulerOutput schedule();
-  // After the model ran `out`: advances num_computed_tokens, caches full blocks.
+  // Once `out` is enqueued on the model (it may still be running): advances
+  // num_computed_tokens and caches full blocks, skipping finished sequences.
+  // A running sequence with no token left to compute (its step in flight
+  // ends it) stays running but is not scheduled.
   void postprocess(const SchedulerOutput& out);
   // Removes a finished or aborted sequence and frees its blocks at once.
   void remove(Sequence* seq);

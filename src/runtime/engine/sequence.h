@@ -24,6 +24,11 @@ struct TokenLogprob {
   std::vector<std::pair<int32_t, float>> top;  // most likely first
 };
 
+// The last token of a sequence whose step is still running, under async
+// scheduling: the next step is scheduled around it and the sampled id
+// replaces it before that step is launched. Never a vocabulary id.
+inline constexpr int32_t kPendingToken = -1;
+
 struct Sequence {
   uint64_t seq_id = 0;
   uint64_t request_id = 0;

@@ -232,3 +232,29 @@ TEST_CASE("scheduler config: validate names the setting") {
   c = config(8, 100, 7);  // 28 tokens < max_model_len 32
   CHECK(c.validate().message().find("max_model_len") != std::string::npos);
 }
+
+TEST_CASE("scheduler: a running sequence with nothing to compute keeps its blocks and is skipped") {
+  // What async scheduling leaves behind: a sequence whose step in flight ends
+  // it gets no placeholder token, so the next schedule has nothing for it.
+  Harness h(config(8, 100, 16));
+  Sequence* a = h.add(5);
+  Sequence* b = h.add(3);
+  h.step();  // both prefill and sample
+  h.sched.postprocess(h.sched.schedule());  // both decode; only b gets its next token
+  b->token_ids.push_back(7);
+  const std::size_t a_blocks = a->block_table.size();
+  SchedulerOutput out = h.sched.schedule();
+  CHECK(h.find(out, a) == nullptr);
+  REQUIRE(h.find(out, b) != nullptr);
+  CHECK(h.find(out, b)->num_new_tokens == 1);
+  CHECK(out.num_batched_tokens == 1);
+  CHECK(a->block_table.size() == a_blocks);
+  CHECK(h.sched.num_running() == 2);
+  // Finished while its step ran: postprocess leaves it alone.
+  a->status = SequenceStatus::kFinished;
+  const int32_t a_computed = a->num_computed_tokens;
+  SchedulerOutput both;
+  both.scheduled.push_back({a, 1, true});
+  h.sched.postprocess(both);
+  CHECK(a->num_computed_tokens == a_computed);
+}
