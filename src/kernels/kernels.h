@@ -120,6 +120,8 @@ class Backend {
   // Frees what allocate() returned; called by ~DeviceBuffer. The default
   // frees host memory from the CPU backend's aligned allocator.
   virtual void deallocate(void* data);
+  // src is read before the call returns; the copy may still be queued
+  // (ordered before later work on the backend).
   virtual void copy_to_device(void* dst, const void* src, std::size_t size_bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, std::size_t size_bytes) = 0;
   // Waits for queued work (no-op on the CPU).

@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/pinned_upload_ring.h"
 #include "kernels/cuda/weight_upload.h"
 
 namespace llmctl::kernels {
@@ -98,6 +99,9 @@ class CudaBackend final : public Backend {
 
   void copy_to_device(void* dst, const void* src, std::size_t n) override {
     bind();
+    // Through pinned memory the host need not wait for the device; larger
+    // copies (start-up only) wait, as a pageable copy must.
+    if (uploads_.upload(dst, src, n, stream_)) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -223,6 +227,7 @@ class CudaBackend final : public Backend {
   LinearScratch linear_;
   AttentionScratch attention_;
   WeightUploader uploader_;
+  PinnedUploadRing uploads_;
 };
 
 }  // namespace
