@@ -37,10 +37,10 @@ _llmctl() {
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --node --json --accept-new-host-keys --timeout --connect-timeout" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     serve)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --model --served-model-name --host --port --api-key --max-num-seqs --max-num-batched-tokens --max-model-len --gpu-memory-utilization --device --tp --tensor-parallel-size --pp --pipeline-parallel-size --address --placement --token --load-format --enforce-eager --restart" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --model --served-model-name --host --port --api-key --max-num-seqs --max-num-batched-tokens --max-model-len --gpu-memory-utilization --device --tp --tensor-parallel-size --pp --pipeline-parallel-size --address --placement --token --load-format --enforce-eager --async-scheduling --restart" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     generate)
-      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --model --prompt --max-tokens --temperature --top-p --top-k --seed --device --tp --tensor-parallel-size --pp --pipeline-parallel-size --load-format --enforce-eager --ignore-eos --json" -- "$cur"));
+      if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --model --prompt --max-tokens --temperature --top-p --top-k --seed --device --tp --tensor-parallel-size --pp --pipeline-parallel-size --load-format --enforce-eager --async-scheduling --ignore-eos --json" -- "$cur"));
       else COMPREPLY=($(compgen -W "" -f -- "$cur")); fi ;;
     tokenize)
       if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--help -h --model --text --file --decode --no-special --json" -- "$cur"));

@@ -116,6 +116,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from serve' -l placement -d 'How -
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l token -d 'Cluster token for --address'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l load-format -d 'Where weights come from: auto (the folder'\''s safetensors) or dummy (seeded random values of config.json'\''s shape, for benchmarks; the folder needs only config.json and a tokenizer)'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l enforce-eager -d 'CUDA: launch every kernel of a decode step (no CUDA graphs)'
+complete -c llmctl -n '__fish_seen_subcommand_from serve' -l async-scheduling -d 'Schedule each step while the device runs the one before, and send a step'\''s outputs while the next one runs, so less of the host'\''s work holds up the GPU (a request may join its first batch a step later)'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l restart -d 'With --tp: start (with --address: place) the ranks and engine again when a rank dies'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -F
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l help -d 'Print this help message and exit'
@@ -133,6 +134,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from generate' -l pp -d 'Pipeline-
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l pipeline-parallel-size -d 'Pipeline-parallel stages (only 1 for now)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l load-format -d 'Where weights come from: auto (the folder'\''s safetensors) or dummy (seeded random values of config.json'\''s shape, for benchmarks; the folder needs only config.json and a tokenizer)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l enforce-eager -d 'CUDA: launch every kernel of a decode step (no CUDA graphs)'
+complete -c llmctl -n '__fish_seen_subcommand_from generate' -l async-scheduling -d 'Schedule each step while the device runs the one before, and send a step'\''s outputs while the next one runs, so less of the host'\''s work holds up the GPU (a request may join its first batch a step later)'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l ignore-eos -d 'Keep generating past the end-of-sequence token'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -l json -d 'Print {"text","token_ids","finish_reason","usage"}'
 complete -c llmctl -n '__fish_seen_subcommand_from generate' -F

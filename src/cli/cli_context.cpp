@@ -31,6 +31,14 @@ CLI::Option* add_load_format_option(CLI::App* cmd, std::string& load_format) {
       ->capture_default_str();
 }
 
+void add_step_flags(CLI::App* cmd, bool& enforce_eager, bool& async_scheduling) {
+  cmd->add_flag("--enforce-eager", enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
+  cmd->add_flag("--async-scheduling", async_scheduling,
+                "Schedule each step while the device runs the one before, and send a step's outputs while the "
+                "next one runs, so less of the host's work holds up the GPU (a request may join its first batch "
+                "a step later)");
+}
+
 int not_implemented(std::string_view command, int issue) {
   fmt::print(stderr, "llmctl {}: not implemented yet (tracked in issue #{})\n", command, issue);
   return kExitUsage;

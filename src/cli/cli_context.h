@@ -46,6 +46,8 @@ void setup_logging(const GlobalOptions& global, std::string_view component, bool
 // --load-format on generate, serve and the worker ranks they start: "auto"
 // (the folder's safetensors) or "dummy" (engine::EngineConfig::load_format).
 CLI::Option* add_load_format_option(CLI::App* cmd, std::string& load_format);
+// --enforce-eager and --async-scheduling: how the engine runs its steps.
+void add_step_flags(CLI::App* cmd, bool& enforce_eager, bool& async_scheduling);
 
 // One registration function per subcommand file.
 void register_doctor(CLI::App& app, CliContext& ctx);

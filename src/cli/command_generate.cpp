@@ -23,7 +23,7 @@ struct GenerateOptions {
   int max_tokens = 128, top_k = -1, tp = 1, pp = 1;
   double temperature = 1.0, top_p = 1.0;
   long long seed = -1;
-  bool ignore_eos = false, json = false, enforce_eager = false;
+  bool ignore_eos = false, json = false, enforce_eager = false, async_scheduling = false;
 };
 
 int run_generate(const GenerateOptions& o, const GlobalOptions& global) {
@@ -48,6 +48,7 @@ int run_generate(const GenerateOptions& o, const GlobalOptions& global) {
   engine::EngineConfig config;
   config.device = o.device;
   config.enforce_eager = o.enforce_eager;
+  config.async_scheduling = o.async_scheduling;
   config.load_format = o.load_format;
   // Ranks 1..tp-1 as child processes; declared before the engine so the
   // engine (which tells them to stop) goes first.
@@ -137,7 +138,7 @@ void register_generate(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--pp,--pipeline-parallel-size", o->pp, "Pipeline-parallel stages (only 1 for now)")
       ->capture_default_str();
   add_load_format_option(cmd, o->load_format);
-  cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
+  add_step_flags(cmd, o->enforce_eager, o->async_scheduling);
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_flag("--json", o->json, R"(Print {"text","token_ids","finish_reason","usage"})");
   cmd->callback([&ctx, o] {

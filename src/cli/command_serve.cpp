@@ -34,7 +34,7 @@ struct ServeOptions {
       load_format = "auto";
   int port = 8000, max_num_seqs = 64, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
   double gpu_memory_utilization = 0.9;
-  bool restart = false, enforce_eager = false;
+  bool restart = false, enforce_eager = false, async_scheduling = false;
 };
 
 // The node rank 0's GPU is pinned to with --address --device cuda: this
@@ -81,6 +81,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   config.device = o.device;
   config.gpu_memory_utilization = o.gpu_memory_utilization;
   config.enforce_eager = o.enforce_eager;
+  config.async_scheduling = o.async_scheduling;
   config.load_format = o.load_format;
   ClusterRankGroupOptions co;  // kept: --restart places the same group again
   LocalRankGroupOptions ro;    // kept: --restart starts the same local ranks again
@@ -292,7 +293,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
       ->capture_default_str();
   cmd->add_option("--token", o->token, "Cluster token for --address")->envname("LLMCTL_TOKEN");
   add_load_format_option(cmd, o->load_format);
-  cmd->add_flag("--enforce-eager", o->enforce_eager, "CUDA: launch every kernel of a decode step (no CUDA graphs)");
+  add_step_flags(cmd, o->enforce_eager, o->async_scheduling);
   cmd->add_flag("--restart", o->restart, "With --tp: start (with --address: place) the ranks and engine again when a rank dies");
   cmd->callback([&ctx, o] {
     ctx.action = [&ctx, o] {

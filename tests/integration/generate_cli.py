@@ -3,6 +3,7 @@
 transformers greedy reference (ids and text) in ../shared/assets."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -11,10 +12,11 @@ MODEL = os.path.join(os.environ["LLMCTL_SHARED_DIR"], "assets", "stories260K")
 ref = json.load(open(os.path.join(MODEL, "reference_greedy.json")))["references"]
 failures = []
 
-for r in ref[:3]:
+# The last case again with --async-scheduling: the same ids.
+for r, extra in [(r, []) for r in ref[:3]] + [(ref[2], ["--async-scheduling"])]:
     n = len(r["greedy_ids"])
     cmd = [BIN, "generate", "--model", MODEL, "--prompt", r["prompt"], "--max-tokens", str(n),
-           "--temperature", "0", "--ignore-eos", "--json"]
+           "--temperature", "0", "--ignore-eos", "--json"] + extra
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         failures.append(f"{cmd}: exit {p.returncode}: {p.stderr}")
@@ -27,6 +29,26 @@ for r in ref[:3]:
     if out["finish_reason"] != "length" or out["usage"]["completion_tokens"] != n or \
             out["usage"]["prompt_tokens"] != len(r["prompt_ids"]):
         failures.append(f"{r['prompt']!r}: bad finish_reason/usage {out['finish_reason']} {out['usage']}")
+
+# LLMCTL_STEP_TIMING=1: where the steps' time went, printed at exit. One
+# prefill and n - 1 decode steps (no step wasted past the length limit under
+# --async-scheduling either), by size, with the engine's own host work.
+r = ref[1]
+n = 20
+for extra in ([], ["--async-scheduling"]):
+    p = subprocess.run([BIN, "generate", "--model", MODEL, "--prompt", r["prompt"], "--max-tokens", str(n),
+                        "--temperature", "0", "--ignore-eos", "--json"] + extra, capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ, LLMCTL_STEP_TIMING="1"))
+    eager = re.search(r"rank 0: (\d+) eager steps", p.stderr)
+    engine = re.search(r"engine: (\d+) steps took ([\d.]+) ms, of which ([\d.]+) ms host work", p.stderr)
+    sizes = re.findall(r"(\d+)-(\d*) tokens: (\d+) steps, (\d+) tokens", p.stderr)
+    if p.returncode != 0 or not eager or not engine or not sizes:
+        failures.append(f"step timing {extra}: exit {p.returncode}, stderr {p.stderr[-600:]!r}")
+        continue
+    if int(eager.group(1)) != n or int(engine.group(1)) != n or float(engine.group(3)) > float(engine.group(2)):
+        failures.append(f"step timing {extra}: {eager.group(0)!r} / {engine.group(0)!r}, expected {n} steps")
+    if sum(int(s[2]) for s in sizes) != n or sum(int(s[3]) for s in sizes) != len(r["prompt_ids"]) + n - 1:
+        failures.append(f"step timing {extra}: steps by size {sizes} do not add up to {n} steps")
 
 # Streaming mode prints the same text (plus a final newline).
 r = ref[0]

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The official `openai` Python client against `llmctl serve`: completions
-(n > 1, stop, logprobs, streaming with usage), models, errors and --api-key on
-../shared/assets/stories260K, where greedy output must equal `llmctl generate`;
+(n > 1, stop, logprobs, streaming with usage, concurrent requests), models,
+errors and --api-key on ../shared/assets/stories260K, where greedy output
+must equal `llmctl generate`, with and without --async-scheduling;
 chat (plain and streaming) on the demo model, which has a chat template.
 
 CI's python3 has no `openai`: packaging/install-deps.sh installs it into
 /opt/llmctl-test-venv, and this script re-runs itself with that interpreter.
 It skips (77) only when neither has the package."""
+import concurrent.futures
 import json
 import math
 import os
@@ -81,10 +83,9 @@ def generate_reference(max_tokens):
     return json.loads(out.stdout)
 
 
-def check_stories():
-    ref = generate_reference(24)
-    assert ref["usage"]["completion_tokens"] == 24 and ref["text"], ref
-    server = Server(["--model", STORIES, "--served-model-name", "stories", "--api-key", KEY, "--max-model-len", "256"])
+def check_stories(ref, extra_args):
+    server = Server(["--model", STORIES, "--served-model-name", "stories", "--api-key", KEY, "--max-model-len", "256"]
+                    + extra_args)
     try:
         client = openai.OpenAI(base_url=server.base_url, api_key=KEY, max_retries=0)
         models = client.models.list().data
@@ -147,6 +148,14 @@ def check_stories():
         # stories260K has no chat template: 400, not a crash.
         expect_error(openai.BadRequestError, 400, lambda: client.chat.completions.create(
             model="stories", messages=[{"role": "user", "content": "hi"}]))
+        # Concurrent requests ending at different steps: each is its prefix of generate's text.
+        def one(k):
+            r = client.completions.create(model="stories", prompt=PROMPT, max_tokens=k, temperature=0)
+            return k, r.choices[0].text, r.usage.completion_tokens
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for k, text, used in pool.map(one, [3, 24, 7, 1, 11, 24, 5, 16]):
+                assert used == k and ref["text"].startswith(text) and text, (k, text, used)
+
         wrong = openai.OpenAI(base_url=server.base_url, api_key="wrong", max_retries=0)
         expect_error(openai.AuthenticationError, 401, lambda: wrong.models.list())
         expect_error(openai.AuthenticationError, 401,
@@ -198,6 +207,10 @@ if __name__ == "__main__":
     if not os.path.isdir(STORIES):
         print("FAIL: no", STORIES, file=sys.stderr)
         sys.exit(1)
-    check_stories()
+    reference = generate_reference(24)
+    assert reference["usage"]["completion_tokens"] == 24 and reference["text"], reference
+    check_stories(reference, [])
+    # Step N+1 scheduled while step N runs: every answer must be the same.
+    check_stories(reference, ["--async-scheduling"])
     check_demo_chat()
     print("ok")

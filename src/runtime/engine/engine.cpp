@@ -88,6 +88,7 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
   e->config_ = config;
   e->eos_ids_ = std::move(eos_ids);
   e->detokenizer_ = std::move(detokenizer);
+  e->async_scheduling_ = ec.async_scheduling;
   e->scheduler_ = std::make_unique<Scheduler>(sc);
   return e;
 }
@@ -195,51 +196,152 @@ void Engine::check_stop(Sequence& seq, Request& req) {
   }
 }
 
-Result<std::vector<RequestOutput>> Engine::step() {
-  SchedulerOutput out = scheduler_->schedule();
-  if (!out.empty()) {
-    bool greedy = true, on_device = true;
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+Status Engine::launch(SchedulerOutput out, StepBatch batch) {
+  InFlight f;
+  f.greedy = true;
+  f.on_device = true;
+  for (const ScheduledSequence& s : out.scheduled) {
+    if (!s.sample) continue;
+    f.greedy = f.greedy && Sampler::plain_greedy(*s.seq, eos_ids_);
+    f.on_device = f.on_device && SamplingBatch::supports(*s.seq);
+  }
+  // A step with other rows is drawn where its logits are (sample_rows),
+  // unless a row asks for logprobs: then the host Sampler sees every row.
+  f.on_device = f.on_device && !f.greedy;
+  SamplingBatch sampling;
+  if (f.on_device) {
     for (const ScheduledSequence& s : out.scheduled) {
-      if (!s.sample) continue;
-      greedy = greedy && Sampler::plain_greedy(*s.seq, eos_ids_);
-      on_device = on_device && SamplingBatch::supports(*s.seq);
-    }
-    // A step with other rows is drawn where its logits are (sample_rows),
-    // unless a row asks for logprobs: then the host Sampler sees every row.
-    on_device = on_device && !greedy;
-    SamplingBatch sampling;
-    if (on_device) {
-      for (const ScheduledSequence& s : out.scheduled) {
-        if (s.sample) sampling.add(*s.seq, eos_ids_);
-      }
-    }
-    std::vector<int32_t> greedy_ids;
-    ASSIGN_OR_RETURN(std::vector<float> logits,
-                     runner_->run(out, greedy || on_device ? &greedy_ids : nullptr, on_device ? &sampling : nullptr));
-    scheduler_->postprocess(out);
-    const int64_t vocab = config_.vocab_size;
-    std::size_t row = 0;
-    for (const ScheduledSequence& s : out.scheduled) {
-      if (!s.sample) continue;
-      Sequence& seq = *s.seq;
-      Request& req = *seq_owner_.at(seq.seq_id).first;
-      SampleResult r;
-      if (greedy || on_device) {
-        r.token_id = greedy_ids[row];
-      } else {
-        r = Sampler::sample(logits.data() + row * vocab, vocab, seq, eos_ids_);
-      }
-      ++row;
-      seq.token_ids.push_back(r.token_id);
-      if (req.params.logprobs) {
-        seq.logprobs.push_back({r.token_id, r.logprob, std::move(r.top_logprobs)});
-        seq.cumulative_logprob += r.logprob;
-      }
-      req.dirty = true;
-      check_stop(seq, req);
+      if (s.sample) sampling.add(*s.seq, eos_ids_);
     }
   }
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st = runner_->launch(std::move(batch), f.greedy || f.on_device, f.on_device ? &sampling : nullptr);
+  runner_ms_ += ms_since(t0);
+  RETURN_IF_ERROR(st);
+  // What the step computes is known now; only its sampled ids are not.
+  scheduler_->postprocess(out);
+  f.out = std::move(out);
+  in_flight_ = std::move(f);
+  return Status::ok();
+}
 
+Status Engine::complete() {
+  InFlight f = std::move(*in_flight_);
+  in_flight_.reset();
+  std::vector<int32_t> ids;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto waited = runner_->wait(f.greedy || f.on_device ? &ids : nullptr);
+  runner_ms_ += ms_since(t0);
+  ASSIGN_OR_RETURN(std::vector<float> logits, std::move(waited));
+  const int64_t vocab = config_.vocab_size;
+  std::size_t row = 0;
+  for (const ScheduledSequence& s : f.out.scheduled) {
+    if (!s.sample) continue;
+    const std::size_t r = row++;
+    Sequence& seq = *s.seq;
+    // The sampler sees the sequence as it was when the step was scheduled.
+    if (!seq.token_ids.empty() && seq.token_ids.back() == kPendingToken) seq.token_ids.pop_back();
+    if (seq.is_finished()) continue;  // aborted while the step ran
+    Request& req = *seq_owner_.at(seq.seq_id).first;
+    SampleResult res;
+    if (f.greedy || f.on_device) {
+      res.token_id = ids[r];
+    } else {
+      res = Sampler::sample(logits.data() + static_cast<std::ptrdiff_t>(r) * vocab, vocab, seq, eos_ids_);
+    }
+    seq.token_ids.push_back(res.token_id);
+    if (req.params.logprobs) {
+      seq.logprobs.push_back({res.token_id, res.logprob, std::move(res.top_logprobs)});
+      seq.cumulative_logprob += res.logprob;
+    }
+    req.dirty = true;
+    check_stop(seq, req);
+  }
+  return Status::ok();
+}
+
+bool Engine::ends_by_length(const Sequence& seq) const {
+  // check_stop's length test, one token ahead.
+  return seq.num_output_tokens() + 1 >= seq.params->max_tokens ||
+         seq.num_tokens() + 1 >= scheduler_->config().max_model_len;
+}
+
+std::pair<SchedulerOutput, StepBatch> Engine::schedule_ahead() {
+  for (const ScheduledSequence& s : in_flight_->out.scheduled) {
+    // One that will surely stop now gets none: the scheduler skips it.
+    if (!s.sample || s.seq->is_finished() || ends_by_length(*s.seq)) continue;
+    s.seq->token_ids.push_back(kPendingToken);
+  }
+  std::pair<SchedulerOutput, StepBatch> next;
+  next.first = scheduler_->schedule();
+  if (!next.first.empty()) next.second = StepBatch::from_schedule(next.first, scheduler_->config().block_size);
+  return next;
+}
+
+StepBatch Engine::settle(SchedulerOutput& next, StepBatch batch) {
+  auto& rows = next.scheduled;
+  const std::size_t before = rows.size();
+  rows.erase(std::remove_if(rows.begin(), rows.end(), [](const ScheduledSequence& s) { return s.seq->is_finished(); }),
+             rows.end());
+  if (rows.size() != before) {
+    // Rare (eos, a stop token or string): build the batch again without them.
+    // Their budget stays unused this step.
+    ++rebuilt_batches_;
+    next.num_batched_tokens = 0;
+    for (const ScheduledSequence& s : rows) next.num_batched_tokens += s.num_new_tokens;
+    if (rows.empty()) return StepBatch();
+    return StepBatch::from_schedule(next, scheduler_->config().block_size);
+  }
+  // A row that samples ends at the sequence's last token, the one that was
+  // pending when the batch was built.
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!rows[i].sample) continue;
+    const Sequence& seq = *rows[i].seq;
+    batch.token_ids[static_cast<std::size_t>(batch.query_start[i + 1] - 1)] =
+        seq.token_ids[static_cast<std::size_t>(seq.num_computed_tokens + rows[i].num_new_tokens - 1)];
+  }
+  return batch;
+}
+
+Result<std::vector<RequestOutput>> Engine::step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  runner_ms_ = 0;
+  double overlapped_ms = 0;
+  if (!in_flight_) {
+    SchedulerOutput out = scheduler_->schedule();
+    if (!out.empty()) {
+      StepBatch batch = StepBatch::from_schedule(out, scheduler_->config().block_size);
+      RETURN_IF_ERROR(launch(std::move(out), std::move(batch)));
+    }
+  }
+  if (in_flight_) {
+    std::pair<SchedulerOutput, StepBatch> next;
+    if (async_scheduling_) {
+      const auto w0 = std::chrono::steady_clock::now();
+      next = schedule_ahead();
+      overlapped_ms = ms_since(w0);
+    }
+    RETURN_IF_ERROR(complete());
+    if (!next.first.empty()) {
+      StepBatch batch = settle(next.first, std::move(next.second));
+      if (!next.first.empty()) RETURN_IF_ERROR(launch(std::move(next.first), std::move(batch)));
+    }
+  }
+  std::vector<RequestOutput> results = take_outputs();
+  const double step_ms = ms_since(t0);
+  runner_->note_engine_step(step_ms, step_ms - runner_ms_, overlapped_ms);
+  return results;
+}
+
+std::vector<RequestOutput> Engine::take_outputs() {
   std::vector<RequestOutput> results;
   for (auto it = requests_.begin(); it != requests_.end();) {
     Request& req = *it->second;

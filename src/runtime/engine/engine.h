@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "runtime/engine/sampling_params.h"
 #include "runtime/engine/scheduler.h"
 #include "runtime/engine/sequence.h"
+#include "runtime/engine/step_batch.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/model_weights.h"
 
@@ -42,6 +44,11 @@ struct EngineConfig {
   // CUDA: decode steps replay CUDA graphs per batch bucket unless this is
   // set (vLLM's --enforce-eager).
   bool enforce_eager = false;
+  // Schedules step N+1 while the device runs step N (vLLM's
+  // --async-scheduling): step() returns step N's outputs once step N+1 is
+  // launched, so stop checks, outputs and the next schedule are host work
+  // hidden behind the device. Each sequence gets the same tokens as without.
+  bool async_scheduling = false;
   // "auto": the folder's safetensors; "dummy": seeded random weights of the
   // folder's config.json shape (model/random_weights.h), for benchmarks.
   std::string load_format = "auto";
@@ -95,9 +102,16 @@ class Engine {
   // step() reports it. Unknown ids are ignored.
   void abort_request(uint64_t request_id);
 
-  // Runs one scheduling step; returns the requests that progressed or finished.
+  // Runs one scheduling step; returns the requests that progressed or
+  // finished. With async_scheduling a step stays in flight between calls:
+  // the call waits for it, launches the next one, then returns its outputs.
   Result<std::vector<RequestOutput>> step();
-  bool has_unfinished() const { return !requests_.empty(); }
+  bool has_unfinished() const { return !requests_.empty() || in_flight_.has_value(); }
+  // Async scheduling: whether a launched step awaits the next step(), and
+  // how many prepared batches were rebuilt because a sequence in them
+  // stopped (eos, a stop token or string) in the step before.
+  bool step_in_flight() const { return in_flight_.has_value(); }
+  int64_t rebuilt_batches() const { return rebuilt_batches_; }
 
   const Scheduler& scheduler() const { return *scheduler_; }
   const model::ModelConfig& model_config() const { return config_; }
@@ -111,7 +125,27 @@ class Engine {
     bool dirty = false;  // progressed since the last report
   };
 
+  // A step launched on the runner and not yet waited for, with how its
+  // rows are drawn.
+  struct InFlight {
+    SchedulerOutput out;
+    bool greedy = false, on_device = false;
+  };
+
   Engine() = default;
+  // Launches `batch` (built from `out`), then advances the scheduler past it.
+  Status launch(SchedulerOutput out, StepBatch batch);
+  // Waits for the step in flight and gives its sequences their new tokens.
+  Status complete();
+  // Async scheduling, while a step runs: a placeholder token for each of its
+  // sequences that samples and goes on, and the next step scheduled around
+  // them. Returns the next step and its batch (empty: nothing to run).
+  std::pair<SchedulerOutput, StepBatch> schedule_ahead();
+  // After complete(): the prepared step without the sequences that stopped,
+  // its placeholders replaced by the sampled ids.
+  StepBatch settle(SchedulerOutput& next, StepBatch batch);
+  bool ends_by_length(const Sequence& seq) const;
+  std::vector<RequestOutput> take_outputs();
   void check_stop(Sequence& seq, Request& req);
   void finish(Sequence& seq, FinishReason reason);
 
@@ -124,6 +158,10 @@ class Engine {
   std::map<uint64_t, std::pair<Request*, int>> seq_owner_;  // seq id -> request, index
   uint64_t next_request_id_ = 1;
   uint64_t next_seq_id_ = 1;
+  bool async_scheduling_ = false;
+  std::optional<InFlight> in_flight_;
+  int64_t rebuilt_batches_ = 0;
+  double runner_ms_ = 0;  // this step's time inside launch() and wait()
 };
 
 }  // namespace llmctl::engine

@@ -131,8 +131,9 @@ Status ModelRunner::profile(int32_t num_tokens, int32_t num_logits) {
   b.context_len = {num_tokens};
   for (int32_t i = 0; i < blocks; ++i) b.block_tables.push_back(i);
   for (int32_t i = num_tokens - num_logits; i < num_tokens; ++i) b.logits_indices.push_back(i);
-  auto logits = run_batch(std::move(b), nullptr);
-  return logits.is_ok() ? Status::ok() : logits.status().with_context("the KV-cache sizing step");
+  Status st = launch(std::move(b), /*want_ids=*/false);
+  if (st.is_ok()) st = wait(nullptr).status();
+  return st.is_ok() ? Status::ok() : st.with_context("the KV-cache sizing step");
 }
 
 ModelRunner::~ModelRunner() {
@@ -142,6 +143,28 @@ ModelRunner::~ModelRunner() {
                  "launching on the host, %.1f ms waiting for the device; %lld decode steps as CUDA graphs: %.1f ms\n",
                  group_ != nullptr ? group_->rank() : 0, static_cast<long long>(timing_.steps), timing_.send_ms,
                  timing_.launch_ms, timing_.wait_ms, static_cast<long long>(timing_.graph_steps), timing_.graph_ms);
+  }
+  if (timing_.enabled && timing_.steps > 0) {
+    std::string buckets;
+    for (int i = 0; i < StepTiming::kEagerBuckets; ++i) {
+      if (timing_.bucket_steps[i] == 0) continue;
+      const int64_t low = i == 0 ? 1 : StepTiming::kEagerBucketTokens[i - 1] + 1;
+      const bool last = i + 1 == StepTiming::kEagerBuckets;
+      buckets += fmt::format("{}{}-{} tokens: {} steps, {} tokens, {:.1f} ms", buckets.empty() ? "" : "; ", low,
+                             last ? std::string() : std::to_string(StepTiming::kEagerBucketTokens[i]),
+                             timing_.bucket_steps[i], timing_.bucket_tokens[i], timing_.bucket_ms[i]);
+    }
+    std::fprintf(stderr, "llmctl step timing: rank %d: eager steps by size: %s\n",
+                 group_ != nullptr ? group_->rank() : 0, buckets.c_str());
+  }
+  if (timing_.enabled && timing_.engine_steps > 0) {
+    // Rank 0's engine: what the steps cost beyond the runner's figures above.
+    std::fprintf(stderr,
+                 "llmctl step timing: engine: %lld steps took %.1f ms, of which %.1f ms host work outside the model "
+                 "runner (scheduling, stop checks, outputs), %.1f ms of that between a step's launch and its wait (on a "
+                 "GPU, while the step runs)\n",
+                 static_cast<long long>(timing_.engine_steps), timing_.engine_ms, timing_.engine_host_ms,
+                 timing_.engine_overlapped_ms);
   }
   if (comm_ == nullptr || comm_failed_) return;
   RankMessage stop;
@@ -153,13 +176,14 @@ ModelRunner::~ModelRunner() {
 
 Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids,
                                             const SamplingBatch* sampling) {
-  return run_batch(StepBatch::from_schedule(out, kv_.block_size), greedy_ids, sampling);
+  RETURN_IF_ERROR(launch(StepBatch::from_schedule(out, kv_.block_size), greedy_ids != nullptr, sampling));
+  return wait(greedy_ids);
 }
 
-Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids,
-                                                  const SamplingBatch* sampling) {
+Status ModelRunner::launch(StepBatch batch, bool want_ids, const SamplingBatch* sampling) {
   const auto t0 = std::chrono::steady_clock::now();
-  batch.greedy = greedy_ids != nullptr && sampling == nullptr;
+  if (pending_.active) return Status::internal("a step was launched before the previous one was waited for");
+  batch.greedy = want_ids && sampling == nullptr;
   if (comm_ != nullptr) {
     if (comm_failed_) return Status::unavailable("a tensor-parallel rank failed earlier; the engine cannot run");
     RankMessage step;
@@ -172,9 +196,29 @@ Result<std::vector<float>> ModelRunner::run_batch(StepBatch batch, std::vector<i
     batch = std::move(step.batch);
   }
   if (timing_.enabled) timing_.send_ms += ms_since(t0);
-  auto logits = execute(batch, greedy_ids, sampling);
+  Status st = enqueue(batch, want_ids, sampling);
+  if (!st.is_ok() && comm_ != nullptr) comm_failed_ = true;
+  return st;
+}
+
+Result<std::vector<float>> ModelRunner::wait(std::vector<int32_t>* greedy_ids) {
+  auto logits = collect(greedy_ids);
   if (!logits.is_ok() && comm_ != nullptr) comm_failed_ = true;
   return logits;
+}
+
+Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<int32_t>* greedy_ids,
+                                                const SamplingBatch* sampling) {
+  RETURN_IF_ERROR(enqueue(b, greedy_ids != nullptr, sampling));
+  return collect(greedy_ids);
+}
+
+void ModelRunner::note_engine_step(double step_ms, double host_ms, double overlapped_ms) {
+  if (!timing_.enabled) return;
+  ++timing_.engine_steps;
+  timing_.engine_ms += step_ms;
+  timing_.engine_host_ms += host_ms;
+  timing_.engine_overlapped_ms += overlapped_ms;
 }
 
 Status ModelRunner::sample_rows_on_host(float* logits, int64_t rows, const SamplingBatch& sampling,
@@ -185,85 +229,74 @@ Status ModelRunner::sample_rows_on_host(float* logits, int64_t rows, const Sampl
   return Status::ok();
 }
 
-Status ModelRunner::sample_rows(float* logits, int64_t rows, const SamplingBatch& sampling,
-                                std::vector<int32_t>* ids) {
-  if (sampling.rows() != rows || ids == nullptr) return Status::internal("a sampling row per logits row is needed");
+Status ModelRunner::upload_sampling(const SamplingBatch& sampling) {
+  const int64_t rows = sampling.rows();
   std::vector<int32_t> lists = sampling.seen_tokens;
   lists.insert(lists.end(), sampling.seen_output_counts.begin(), sampling.seen_output_counts.end());
   lists.insert(lists.end(), sampling.banned_tokens.begin(), sampling.banned_tokens.end());
   // One buffer: the rows' settings (8-byte aligned), their ids, the lists.
   const std::size_t params_bytes = sampling.params.size() * sizeof(kernels::SamplingRowParams);
   const std::size_t ints = static_cast<std::size_t>(rows) + lists.size();
-  ASSIGN_OR_RETURN(auto buffer, backend_->allocate(std::max<std::size_t>(1, params_bytes + ints * sizeof(int32_t))));
-  auto* bytes = static_cast<unsigned char*>(buffer->data());
-  auto* ids_dev = reinterpret_cast<int32_t*>(bytes + params_bytes);
-  int32_t* lists_dev = ids_dev + rows;
+  ASSIGN_OR_RETURN(pending_.sampling_buffer,
+                   backend_->allocate(std::max<std::size_t>(1, params_bytes + ints * sizeof(int32_t))));
+  auto* bytes = static_cast<unsigned char*>(pending_.sampling_buffer->data());
+  pending_.sample_ids = reinterpret_cast<int32_t*>(bytes + params_bytes);
+  int32_t* lists_dev = pending_.sample_ids + rows;
   backend_->copy_to_device(bytes, sampling.params.data(), params_bytes);
   if (!lists.empty()) backend_->copy_to_device(lists_dev, lists.data(), lists.size() * sizeof(int32_t));
-  kernels::SamplingRows in;
+  kernels::SamplingRows& in = pending_.device_rows;
   in.rows = rows;
   in.vocab = model_->config().vocab_size;
   in.params = reinterpret_cast<const kernels::SamplingRowParams*>(bytes);
   in.seen_tokens = lists_dev;
   in.seen_output_counts = lists_dev + sampling.seen_tokens.size();
   in.banned_tokens = in.seen_output_counts + sampling.seen_output_counts.size();
-  backend_->sample_rows(ids_dev, logits, in);
-  ids->resize(static_cast<std::size_t>(rows));
-  backend_->copy_to_host(ids->data(), ids_dev, ids->size() * sizeof(int32_t));
-  backend_->synchronize();
   return Status::ok();
 }
 
-Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<int32_t>* greedy_ids,
-                                                const SamplingBatch* sampling) {
-  const auto t0 = std::chrono::steady_clock::now();
-  // Everything from here until the function returns, split at the point
-  // where the forward pass is enqueued.
-  struct Clocked {
-    StepTiming& t;
-    std::chrono::steady_clock::time_point start, launched;
-    bool graph = false;  // a replayed decode graph: one figure for the whole step
-    ~Clocked() {
-      if (!t.enabled) return;
-      if (graph) {
-        ++t.graph_steps;
-        t.graph_ms += ms_since(start);
-        return;
-      }
-      ++t.steps;
-      if (launched == std::chrono::steady_clock::time_point{}) launched = std::chrono::steady_clock::now();
-      t.launch_ms += std::chrono::duration<double, std::milli>(launched - start).count();
-      t.wait_ms += ms_since(launched);
-    }
-  } clocked{timing_, t0, {}};
-  // Rank 0 flags plain-greedy steps in the batch (run_batch), so every rank
+void ModelRunner::enqueue_sampling(float* logits) {
+  backend_->sample_rows(pending_.sample_ids, logits, pending_.device_rows);
+  pending_.sampled_on_device = true;
+}
+
+Status ModelRunner::enqueue(const StepBatch& b, bool want_ids, const SamplingBatch* sampling) {
+  if (pending_.active) return Status::internal("a step was enqueued before the previous one was collected");
+  pending_ = Pending{};
+  Pending& p = pending_;
+  p.start = std::chrono::steady_clock::now();
+  p.want_ids = want_ids;
+  p.num_seqs = b.num_seqs();
+  // Rank 0 flags plain-greedy steps in the batch (launch), so every rank
   // exchanges the same thing: (maximum, index) pairs instead of logits.
-  const bool greedy = b.greedy || (group_ == nullptr && greedy_ids != nullptr && sampling == nullptr);
-  if (graphs_ != nullptr && graphs_->accepts(b)) {
-    clocked.graph = true;
+  p.greedy = b.greedy || (group_ == nullptr && want_ids && sampling == nullptr);
+  const bool sharded = model_->layout().sharded();
+  const bool graph = graphs_ != nullptr && graphs_->accepts(b);
+  if (sampling != nullptr) {
+    const int64_t rows = graph ? b.num_seqs() : static_cast<int64_t>(b.logits_indices.size());
+    if (sampling->rows() != rows) return Status::internal("a sampling row per logits row is needed");
+    // A sharded model's rows are whole only once joined on the host: drawn
+    // there. Otherwise the settings go up now, while the stream is idle.
+    if (sharded) {
+      p.sampling = *sampling;
+    } else {
+      RETURN_IF_ERROR(upload_sampling(*sampling));
+    }
+  }
+  if (graph) {
+    p.graph = true;
     RETURN_IF_ERROR(graphs_->launch(b, kv_));
-    if (group_ != nullptr) {
-      RETURN_IF_ERROR(group_->synchronize());  // bounded, unlike read()'s copy
-      if (group_->rank() != 0) return std::vector<float>();
-    }
-    if (sampling != nullptr) {
-      if (group_ == nullptr) {
-        RETURN_IF_ERROR(sample_rows(graphs_->logits(), b.num_seqs(), *sampling, greedy_ids));
-      } else {
-        // A sharded model's rows are whole only once joined on the host.
-        ASSIGN_OR_RETURN(std::vector<float> joined, graphs_->read(b.num_seqs(), nullptr));
-        RETURN_IF_ERROR(sample_rows_on_host(joined.data(), b.num_seqs(), *sampling, greedy_ids));
-      }
-      return std::vector<float>();
-    }
-    return graphs_->read(b.num_seqs(), greedy ? greedy_ids : nullptr);
+    if (p.sampling_buffer != nullptr) enqueue_sampling(graphs_->logits());
+    p.launched = std::chrono::steady_clock::now();
+    p.active = true;
+    return Status::ok();
   }
   const int64_t T = b.num_tokens();
+  p.num_tokens = T;
   // Host-side inputs, packed into one upload.
   std::vector<const std::vector<int32_t>*> parts = {&b.token_ids,   &b.positions,    &b.slot_mapping, &b.query_start,
                                                     &b.context_len, &b.block_tables, &b.logits_indices};
   std::vector<int32_t> embedding_rows;
-  if (model_->layout().sharded()) {
+  if (sharded) {
     embedding_rows.reserve(b.token_ids.size());
     for (int32_t id : b.token_ids) embedding_rows.push_back(model_->embedding_row(id));
     parts.push_back(&embedding_rows);
@@ -274,9 +307,9 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
     offsets.push_back(packed.size());
     packed.insert(packed.end(), v->begin(), v->end());
   }
-  ASSIGN_OR_RETURN(auto inputs, backend_->allocate(std::max<std::size_t>(1, packed.size()) * sizeof(int32_t)));
-  backend_->copy_to_device(inputs->data(), packed.data(), packed.size() * sizeof(int32_t));
-  const int32_t* base = inputs->i32();
+  ASSIGN_OR_RETURN(p.inputs, backend_->allocate(std::max<std::size_t>(1, packed.size()) * sizeof(int32_t)));
+  backend_->copy_to_device(p.inputs->data(), packed.data(), packed.size() * sizeof(int32_t));
+  const int32_t* base = p.inputs->i32();
 
   model::ForwardInputs in;
   in.num_tokens = T;
@@ -299,21 +332,52 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
   }
   in.num_logits = static_cast<int64_t>(b.logits_indices.size());
   in.logits_indices = base + offsets[6];
-  if (model_->layout().sharded()) in.embedding_rows = base + offsets[7];
+  if (sharded) in.embedding_rows = base + offsets[7];
 
-  const int64_t vocab = model_->config().vocab_size;
   // A sharded greedy step brings no logits together, not even on the device.
-  const bool sharded_greedy = greedy && model_->layout().sharded();
-  const int64_t out_floats = sharded_greedy ? 0 : model_->logits_floats(in.num_logits);
-  ASSIGN_OR_RETURN(auto logits_dev,
-                   backend_->allocate(std::max<std::size_t>(1, static_cast<std::size_t>(out_floats)) * sizeof(float)));
-  std::unique_ptr<kernels::DeviceBuffer> ids_dev;
-  if (greedy) {
-    ASSIGN_OR_RETURN(ids_dev, backend_->allocate(static_cast<std::size_t>(std::max<int64_t>(1, in.num_logits)) *
-                                                 sizeof(int32_t)));
+  p.num_logits = in.num_logits;
+  p.out_floats = p.greedy && sharded ? 0 : model_->logits_floats(in.num_logits);
+  ASSIGN_OR_RETURN(p.logits, backend_->allocate(std::max<std::size_t>(1, static_cast<std::size_t>(p.out_floats)) *
+                                                sizeof(float)));
+  if (p.greedy) {
+    ASSIGN_OR_RETURN(p.ids, backend_->allocate(static_cast<std::size_t>(std::max<int64_t>(1, in.num_logits)) *
+                                               sizeof(int32_t)));
   }
-  RETURN_IF_ERROR(model_->forward(in, kv_, logits_dev->f32(), greedy ? ids_dev->i32() : nullptr));
-  clocked.launched = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(model_->forward(in, kv_, p.logits->f32(), p.greedy ? p.ids->i32() : nullptr));
+  if (p.sampling_buffer != nullptr) enqueue_sampling(p.logits->f32());
+  p.launched = std::chrono::steady_clock::now();
+  p.active = true;
+  return Status::ok();
+}
+
+Result<std::vector<float>> ModelRunner::collect(std::vector<int32_t>* greedy_ids) {
+  if (!pending_.active) return Status::internal("no step was launched to wait for");
+  Pending p = std::move(pending_);
+  pending_ = Pending{};
+  // From here until the function returns; with the launch, the step's time.
+  struct Clocked {
+    StepTiming& t;
+    const Pending& p;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    ~Clocked() {
+      if (!t.enabled) return;
+      const double launch_ms = std::chrono::duration<double, std::milli>(p.launched - p.start).count();
+      if (p.graph) {
+        ++t.graph_steps;
+        t.graph_ms += launch_ms + ms_since(start);
+        return;
+      }
+      ++t.steps;
+      t.launch_ms += launch_ms;
+      const double wait_ms = ms_since(start);
+      t.wait_ms += wait_ms;
+      int bucket = 0;
+      while (p.num_tokens > StepTiming::kEagerBucketTokens[bucket]) ++bucket;
+      ++t.bucket_steps[bucket];
+      t.bucket_tokens[bucket] += p.num_tokens;
+      t.bucket_ms[bucket] += launch_ms + wait_ms;
+    }
+  } clocked{timing_, p};
   if (group_ != nullptr) {
     // NCCL's collectives are only enqueued: a copy from the device now would
     // wait without bound on a peer that died mid-step; this waits at most
@@ -321,33 +385,50 @@ Result<std::vector<float>> ModelRunner::execute(const StepBatch& b, std::vector<
     RETURN_IF_ERROR(group_->synchronize());
     if (group_->rank() != 0) return std::vector<float>();
   }
-  if (greedy && greedy_ids != nullptr) {
+  if (p.sampled_on_device || p.sampling.has_value()) {
+    if (greedy_ids == nullptr) return Status::internal("a sampled step needs somewhere to put its ids");
+  }
+  if (p.sampled_on_device) {
     // Only the ids come back: 4 bytes per row.
-    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
-    backend_->copy_to_host(greedy_ids->data(), ids_dev->data(), greedy_ids->size() * sizeof(int32_t));
+    greedy_ids->resize(static_cast<std::size_t>(p.device_rows.rows));
+    backend_->copy_to_host(greedy_ids->data(), p.sample_ids, greedy_ids->size() * sizeof(int32_t));
     backend_->synchronize();
     return std::vector<float>();
   }
-  if (sharded_greedy) return Status::internal("a greedy step of a sharded model has no logits to return");
-  if (sampling != nullptr && !model_->layout().sharded()) {
-    RETURN_IF_ERROR(sample_rows(logits_dev->f32(), in.num_logits, *sampling, greedy_ids));
+  if (p.graph) {
+    if (p.sampling.has_value()) {
+      // A sharded model's rows are whole only once joined on the host.
+      ASSIGN_OR_RETURN(std::vector<float> joined, graphs_->read(p.num_seqs, nullptr));
+      RETURN_IF_ERROR(sample_rows_on_host(joined.data(), p.num_seqs, *p.sampling, greedy_ids));
+      return std::vector<float>();
+    }
+    return graphs_->read(p.num_seqs, p.greedy ? greedy_ids : nullptr);
+  }
+  const bool sharded = model_->layout().sharded();
+  if (p.greedy && greedy_ids != nullptr) {
+    // Only the ids come back: 4 bytes per row.
+    greedy_ids->resize(static_cast<std::size_t>(p.num_logits));
+    backend_->copy_to_host(greedy_ids->data(), p.ids->data(), greedy_ids->size() * sizeof(int32_t));
+    backend_->synchronize();
     return std::vector<float>();
   }
-  std::vector<float> logits(static_cast<std::size_t>(out_floats));
-  backend_->copy_to_host(logits.data(), logits_dev->data(), logits.size() * sizeof(float));
+  if (p.greedy && sharded) return Status::internal("a greedy step of a sharded model has no logits to return");
+  std::vector<float> logits(static_cast<std::size_t>(p.out_floats));
+  backend_->copy_to_host(logits.data(), p.logits->data(), logits.size() * sizeof(float));
   backend_->synchronize();
-  if (!model_->layout().sharded()) return logits;
-  std::vector<float> joined(static_cast<std::size_t>(in.num_logits * vocab));
-  model_->join_logits(logits.data(), in.num_logits, joined.data());
-  if (sampling != nullptr) {
+  if (!sharded) return logits;
+  const int64_t vocab = model_->config().vocab_size;
+  std::vector<float> joined(static_cast<std::size_t>(p.num_logits * vocab));
+  model_->join_logits(logits.data(), p.num_logits, joined.data());
+  if (p.sampling.has_value()) {
     // The rows are whole only after the join: the host twin draws there.
-    RETURN_IF_ERROR(sample_rows_on_host(joined.data(), in.num_logits, *sampling, greedy_ids));
+    RETURN_IF_ERROR(sample_rows_on_host(joined.data(), p.num_logits, *p.sampling, greedy_ids));
     return std::vector<float>();
   }
   if (greedy_ids != nullptr) {
     // A batch not flagged greedy (execute() called directly): pick on the host.
-    greedy_ids->resize(static_cast<std::size_t>(in.num_logits));
-    kernels::Backend::argmax_rows_on_host(greedy_ids->data(), joined.data(), in.num_logits, vocab);
+    greedy_ids->resize(static_cast<std::size_t>(p.num_logits));
+    kernels::Backend::argmax_rows_on_host(greedy_ids->data(), joined.data(), p.num_logits, vocab);
   }
   return joined;
 }

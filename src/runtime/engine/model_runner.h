@@ -9,8 +9,10 @@
 // batches on their shard until rank 0's runner is destroyed.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/status.h"
@@ -56,12 +58,26 @@ class ModelRunner {
   // joined logits of a sharded model) into *greedy_ids; no logits return.
   Result<std::vector<float>> run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids = nullptr,
                                  const SamplingBatch* sampling = nullptr);
+  // run() in two halves, so the host can work while the device runs a step
+  // (the engine's async scheduling). launch() sends the batch to the other
+  // ranks and enqueues the forward pass, and with `sampling` the device's
+  // draws, then returns; wait() waits for the step and returns what run()
+  // would, the ids in *greedy_ids (needed when want_ids or sampling). One
+  // step at a time: every launch() is followed by its wait(). `sampling`
+  // is copied. On the CPU the forward pass runs inside launch().
+  Status launch(StepBatch batch, bool want_ids, const SamplingBatch* sampling = nullptr);
+  Result<std::vector<float>> wait(std::vector<int32_t>* greedy_ids);
+  bool in_flight() const { return pending_.active; }
   // Runs a batch as built by StepBatch::from_schedule (on every rank; ranks
   // other than 0 return no logits, since only rank 0 samples). batch.greedy
   // (set by run() on rank 0 and sent with the batch) selects the pairs
   // exchange on every rank.
   Result<std::vector<float>> execute(const StepBatch& batch, std::vector<int32_t>* greedy_ids = nullptr,
                                      const SamplingBatch* sampling = nullptr);
+  // For LLMCTL_STEP_TIMING: one engine step took step_ms in all, host_ms of
+  // it outside launch() and wait() (scheduling, stop checks, outputs), and
+  // overlapped_ms of that while a step ran on the device.
+  void note_engine_step(double step_ms, double host_ms, double overlapped_ms);
 
   // The KV-cache sizing pass (kv_cache_budget.h): runs one step of a
   // num_tokens-token prompt with num_logits sampling rows on every rank (the
@@ -88,13 +104,19 @@ class ModelRunner {
  private:
   ModelRunner() = default;
   Status allocate_kv(int32_t num_blocks);
-  // Rank 0 sends the batch to the other ranks first.
-  Result<std::vector<float>> run_batch(StepBatch batch, std::vector<int32_t>* greedy_ids,
-                                       const SamplingBatch* sampling = nullptr);
-  // Draws `rows` ids (one per row of `sampling`, else an internal error)
-  // into ids: from logits[rows, vocab] in backend memory on the device, or
-  // from whole rows on the host (a sharded model's rows, joined there).
-  Status sample_rows(float* logits, int64_t rows, const SamplingBatch& sampling, std::vector<int32_t>* ids);
+  // The halves of execute(): enqueue() uploads the inputs (and the
+  // sampling rows' settings) and enqueues the step; collect() waits for it.
+  Status enqueue(const StepBatch& batch, bool want_ids, const SamplingBatch* sampling);
+  Result<std::vector<float>> collect(std::vector<int32_t>* greedy_ids);
+  // Uploads the rows' settings and lists of `sampling` for sample_rows
+  // (before the forward pass, while the stream is idle, so that enqueuing
+  // the draws after it never waits for the device).
+  Status upload_sampling(const SamplingBatch& sampling);
+  // Enqueues the draws of the uploaded rows from logits[rows, vocab] in
+  // backend memory, one row per row of the uploaded batch.
+  void enqueue_sampling(float* logits);
+  // Draws one id per row of `sampling` from whole rows on the host (a
+  // sharded model's rows, joined there).
   Status sample_rows_on_host(float* logits, int64_t rows, const SamplingBatch& sampling,
                              std::vector<int32_t>* ids) const;
 
@@ -104,11 +126,34 @@ class ModelRunner {
   model::KvCacheView kv_;
   int32_t num_blocks_ = 0;  // the scheduler's; one more, the padding rows' scratch block, is allocated
   std::unique_ptr<DecodeGraphs> graphs_;
+  // The step between enqueue() and collect(): what it writes and how its
+  // results come back.
+  struct Pending {
+    bool active = false;
+    bool graph = false;           // replayed as a decode graph
+    bool greedy = false;          // the forward pass picked each row's maximum into ids
+    bool want_ids = false;
+    bool sampled_on_device = false;  // sample_rows enqueued into sample_ids
+    std::optional<SamplingBatch> sampling;  // drawn on the host after a sharded join
+    int32_t num_seqs = 0;
+    int64_t num_tokens = 0, num_logits = 0, out_floats = 0;
+    std::unique_ptr<kernels::DeviceBuffer> inputs, logits, ids, sampling_buffer;
+    int32_t* sample_ids = nullptr;      // in sampling_buffer
+    kernels::SamplingRows device_rows;  // pointing into sampling_buffer
+    std::chrono::steady_clock::time_point start, launched;
+  } pending_;
   // LLMCTL_STEP_TIMING=1: where a step's time goes, printed at exit.
   struct StepTiming {
     bool enabled = false;
-    int64_t steps = 0, graph_steps = 0;
+    int64_t steps = 0, graph_steps = 0, engine_steps = 0;
     double send_ms = 0, launch_ms = 0, wait_ms = 0, graph_ms = 0;
+    double engine_ms = 0, engine_host_ms = 0, engine_overlapped_ms = 0;
+    // Eager steps by their token count (bucket i: up to kEagerBucketTokens[i]
+    // tokens), so a serving run shows which kind of step costs what.
+    static constexpr int kEagerBuckets = 5;
+    static constexpr int64_t kEagerBucketTokens[kEagerBuckets] = {64, 256, 1024, 4096, INT64_MAX};
+    int64_t bucket_steps[kEagerBuckets] = {}, bucket_tokens[kEagerBuckets] = {};
+    double bucket_ms[kEagerBuckets] = {};
   } timing_;
   dist::Communicator* group_ = nullptr;  // every rank of a group of several ranks
   dist::Communicator* comm_ = nullptr;   // rank 0 of such a group only: it leads the others
