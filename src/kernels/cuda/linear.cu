@@ -9,6 +9,7 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 
+#include <cstdlib>
 #include <memory>
 #include <unordered_map>
 
@@ -135,6 +136,20 @@ void ensure_x_scratch(LinearScratch& scratch, int64_t count, cudaStream_t stream
   scratch.x_bf16_count = need;
 }
 
+// How many tokens the own GEMV takes: kGemvMaxTokens, or fewer under
+// LLMCTL_GEMV_MAX_TOKENS (0..8), so a benchmark can weigh it against
+// cuBLASLt at each small batch on the card at hand.
+int64_t gemv_max_tokens() {
+  static const int64_t reach = [] {
+    const char* env = std::getenv("LLMCTL_GEMV_MAX_TOKENS");
+    if (env == nullptr || *env == '\0') return kGemvMaxTokens;
+    char* end = nullptr;
+    const long n = std::strtol(env, &end, 10);
+    return *end == '\0' && n >= 0 && n <= kGemvMaxTokens ? static_cast<int64_t>(n) : kGemvMaxTokens;
+  }();
+  return reach;
+}
+
 }  // namespace
 
 void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
@@ -144,7 +159,7 @@ void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bia
   CUDA_REQUIRE(out_features > 0 && out_features <= kIntMax && in_features > 0 && in_features <= kIntMax);
   CUDA_REQUIRE(out_features / BiasLaunch::kThreads < 65535);
   if (num_tokens == 0) return;
-  if (num_tokens <= kGemvMaxTokens) {
+  if (num_tokens <= gemv_max_tokens()) {
     gemv_bf16(out, x, w, bias, num_tokens, out_features, in_features, stream);
     return;
   }
