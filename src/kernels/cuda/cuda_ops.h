@@ -35,7 +35,8 @@ void add_rms_norm(float* out, float* residual, const float* x, const float* weig
 void convert_to_bf16(__nv_bfloat16* dst, const float* src, int64_t count, cudaStream_t stream);
 void convert_f16_to_bf16(__nv_bfloat16* dst, const __half* src, int64_t count, cudaStream_t stream);
 
-// Up to this many tokens linear() runs the own GEMV kernel; more go to cuBLASLt.
+// The most tokens one launch of the own GEMV kernel takes (gemv_bf16 loops
+// over more); which calls linear() gives it is linear.cu's takes_gemv.
 inline constexpr int64_t kGemvMaxTokens = 8;
 
 // linear() with the GEMV kernel for any T (x read in fp32).

@@ -1,6 +1,7 @@
 // Linear layer with bf16 weights: out[T, N] = x[T, K] * w[N, K]^T (+ bias[N]),
-// x and out fp32. Up to kGemvMaxTokens tokens (decode) take the own GEMV
-// (gemv_bf16.cu), which reads x in fp32. Larger T go to cuBLASLt: x is
+// x and out fp32. A single token (decode at batch 1), or up to
+// kGemvMaxTokens on a small weight, takes the own GEMV (gemv_bf16.cu),
+// which reads x in fp32. Otherwise cuBLASLt (takes_gemv says why): x is
 // rounded to bf16 into the scratch buffer, and the tensor cores multiply
 // bf16 by bf16 with fp32 accumulation into fp32 out. Row-major out^T is
 // column-major out, so the call is out(N x T) = w^T(N x K) * x(K x T) with w
@@ -136,18 +137,32 @@ void ensure_x_scratch(LinearScratch& scratch, int64_t count, cudaStream_t stream
   scratch.x_bf16_count = need;
 }
 
-// How many tokens the own GEMV takes: kGemvMaxTokens, or fewer under
-// LLMCTL_GEMV_MAX_TOKENS (0..8), so a benchmark can weigh it against
-// cuBLASLt at each small batch on the card at hand.
+// Past one token the own GEMV reads fp32 x from L1 once per token for every
+// 16 bytes of weights, and L1, not DRAM, becomes the limit: for the 8B
+// shape on an H100 a decode step took 13.1 ms at 4 tokens and 20.6 ms at 8
+// through it, against 6.6 and 7.1 ms through cuBLASLt (6.55 against 6.41 ms
+// at 2). So it takes single tokens, and up to kGemvMaxTokens on weights
+// small enough that a step is launch-bound either way (tiny models), where
+// it keeps x in fp32. LLMCTL_GEMV_MAX_TOKENS (0..8) overrides the reach
+// for large weights, for benchmarks on other cards.
+constexpr int64_t kGemvLinearTokens = 1;
+constexpr int64_t kGemvSmallWeightBytes = int64_t{4} << 20;
+
 int64_t gemv_max_tokens() {
   static const int64_t reach = [] {
     const char* env = std::getenv("LLMCTL_GEMV_MAX_TOKENS");
-    if (env == nullptr || *env == '\0') return kGemvMaxTokens;
+    if (env == nullptr || *env == '\0') return kGemvLinearTokens;
     char* end = nullptr;
     const long n = std::strtol(env, &end, 10);
-    return *end == '\0' && n >= 0 && n <= kGemvMaxTokens ? static_cast<int64_t>(n) : kGemvMaxTokens;
+    return *end == '\0' && n >= 0 && n <= kGemvMaxTokens ? static_cast<int64_t>(n) : kGemvLinearTokens;
   }();
   return reach;
+}
+
+bool takes_gemv(int64_t num_tokens, int64_t out_features, int64_t in_features) {
+  if (num_tokens <= gemv_max_tokens()) return true;
+  const bool small = out_features * in_features * static_cast<int64_t>(sizeof(__nv_bfloat16)) < kGemvSmallWeightBytes;
+  return small && num_tokens <= kGemvMaxTokens;
 }
 
 }  // namespace
@@ -159,7 +174,7 @@ void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bia
   CUDA_REQUIRE(out_features > 0 && out_features <= kIntMax && in_features > 0 && in_features <= kIntMax);
   CUDA_REQUIRE(out_features / BiasLaunch::kThreads < 65535);
   if (num_tokens == 0) return;
-  if (num_tokens <= gemv_max_tokens()) {
+  if (takes_gemv(num_tokens, out_features, in_features)) {
     gemv_bf16(out, x, w, bias, num_tokens, out_features, in_features, stream);
     return;
   }

@@ -1,5 +1,5 @@
-// The bf16-weight linear (own GEMV up to kGemvMaxTokens tokens, cuBLASLt
-// above) against the CPU backend's OpenBLAS one run on the same weights
+// The bf16-weight linear (on weights this small, the own GEMV up to 8
+// tokens and cuBLASLt above; linear.cu's takes_gemv) against the CPU backend's OpenBLAS one run on the same weights
 // rounded to bf16 on the host (and, on the cuBLASLt path, x rounded too):
 // what is left is fp32 summation order.
 #include <doctest/doctest.h>
@@ -90,6 +90,28 @@ TEST_CASE("cuda bf16 linear matches the cpu on rounded weights for decode and pr
         check_close(d_out.download(), want, atol, 1e-5, "linear");
       }
     }
+  }
+}
+
+TEST_CASE("cuda bf16 linear: past one token a large weight goes through cuBLASLt with x rounded to bf16") {
+  // 2048 x 1024 bf16 is 4 MiB, where linear.cu's takes_gemv stops keeping
+  // small decode batches on the GEMV (fp32 x): the outputs must equal the
+  // CPU on bf16-rounded x, which the fp32-x GEMV would miss by ~1e-2.
+  Backends b;
+  std::mt19937 rng(23);
+  const int64_t n = 2048, k = 1024;
+  const auto w_rounded = round_to_bf16(random_floats(rng, n * k));
+  const WeightArray d_w(*b.gpu, w_rounded);
+  for (const int64_t tokens : {1, 2, 4, 8}) {
+    CAPTURE(tokens);
+    const auto x = random_floats(rng, tokens * k);
+    const auto x_ref = tokens > 1 ? round_to_bf16(x) : x;
+    std::vector<float> want(static_cast<std::size_t>(tokens * n));
+    b.cpu->linear(want.data(), x_ref.data(), w_rounded.data(), nullptr, tokens, n, k);
+    GuardedArray<float> d_x(*b.gpu, tokens * k, &x), d_out(*b.gpu, tokens * n);
+    b.gpu->linear(d_out.data(), d_x.data(), d_w.data(), nullptr, tokens, n, k);
+    // ~1000-term sums of exact products in another order.
+    check_close(d_out.download(), want, 4e-4, 1e-5, "linear");
   }
 }
 
