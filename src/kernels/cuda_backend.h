@@ -8,9 +8,10 @@
 // never sees it.
 //
 // Memory comes from the device's stream-ordered pool (cudaMallocAsync), so
-// per-step buffers cost no device-wide synchronisation. copy_to_device and
-// copy_to_host return when the copy is complete (the engine frees or reads the
-// host side right after). Failures: allocation returns UNAVAILABLE; a failing
+// per-step buffers cost no device-wide synchronisation. copy_to_device
+// returns once the source is read (small copies go through pinned slots and
+// stay queued on the stream); copy_to_host returns when the copy is complete
+// (the engine reads the host side right after). Failures: allocation returns UNAVAILABLE; a failing
 // kernel or library call is a broken device or a bug and aborts with the
 // statement and device id (kernels/cuda/cuda_check.h).
 #pragma once

@@ -240,7 +240,15 @@ Status Engine::complete() {
   const auto t0 = std::chrono::steady_clock::now();
   auto waited = runner_->wait(f.greedy || f.on_device ? &ids : nullptr);
   runner_ms_ += ms_since(t0);
-  ASSIGN_OR_RETURN(std::vector<float> logits, std::move(waited));
+  if (!waited.is_ok()) {
+    // The engine is not stepped again after an error (serve marks it dead),
+    // but no placeholder is left in a sequence a caller may still read.
+    for (const ScheduledSequence& s : f.out.scheduled) {
+      if (!s.seq->token_ids.empty() && s.seq->token_ids.back() == kPendingToken) s.seq->token_ids.pop_back();
+    }
+    return waited.status();
+  }
+  std::vector<float> logits = std::move(waited).value();
   const int64_t vocab = config_.vocab_size;
   std::size_t row = 0;
   for (const ScheduledSequence& s : f.out.scheduled) {

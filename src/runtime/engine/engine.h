@@ -1,7 +1,10 @@
 // The inference engine: requests in, tokens out, one step at a time.
-// step() = Scheduler::schedule() -> ModelRunner::run() -> Sampler per
-// sequence -> stop checks -> Scheduler::postprocess(). Not thread-safe: one
-// thread (the engine thread) calls every method; servers post work to it.
+// step() = Scheduler::schedule() -> ModelRunner::launch() ->
+// Scheduler::postprocess() -> ModelRunner::wait() -> Sampler per sequence ->
+// stop checks; with async scheduling the next step is scheduled before the
+// wait and launched before step() returns. After a step() error the engine
+// is not stepped again. Not thread-safe: one thread (the engine thread)
+// calls every method; servers post work to it.
 #pragma once
 
 #include <cstdint>
