@@ -240,23 +240,18 @@ Status Engine::complete() {
   const auto t0 = std::chrono::steady_clock::now();
   auto waited = runner_->wait(f.greedy || f.on_device ? &ids : nullptr);
   runner_ms_ += ms_since(t0);
-  if (!waited.is_ok()) {
-    // The engine is not stepped again after an error (serve marks it dead),
-    // but no placeholder is left in a sequence a caller may still read.
-    for (const ScheduledSequence& s : f.out.scheduled) {
-      if (!s.seq->token_ids.empty() && s.seq->token_ids.back() == kPendingToken) s.seq->token_ids.pop_back();
-    }
-    return waited.status();
+  // The sampler sees the sequences as they were when the step was
+  // scheduled; after a failed wait, none keeps a placeholder either.
+  for (const ScheduledSequence& s : f.out.scheduled) {
+    if (!s.seq->token_ids.empty() && s.seq->token_ids.back() == kPendingToken) s.seq->token_ids.pop_back();
   }
-  std::vector<float> logits = std::move(waited).value();
+  ASSIGN_OR_RETURN(std::vector<float> logits, std::move(waited));
   const int64_t vocab = config_.vocab_size;
   std::size_t row = 0;
   for (const ScheduledSequence& s : f.out.scheduled) {
     if (!s.sample) continue;
     const std::size_t r = row++;
     Sequence& seq = *s.seq;
-    // The sampler sees the sequence as it was when the step was scheduled.
-    if (!seq.token_ids.empty() && seq.token_ids.back() == kPendingToken) seq.token_ids.pop_back();
     if (seq.is_finished()) continue;  // aborted while the step ran
     Request& req = *seq_owner_.at(seq.seq_id).first;
     SampleResult res;

@@ -49,8 +49,9 @@ struct EngineConfig {
   bool enforce_eager = false;
   // Schedules step N+1 while the device runs step N (vLLM's
   // --async-scheduling): step() returns step N's outputs once step N+1 is
-  // launched, so stop checks, outputs and the next schedule are host work
-  // hidden behind the device. Each sequence gets the same tokens as without.
+  // launched, so the next schedule and the outputs are host work hidden
+  // behind the device. A request may join its first batch a step
+  // later; otherwise each sequence is computed as without.
   bool async_scheduling = false;
   // "auto": the folder's safetensors; "dummy": seeded random weights of the
   // folder's config.json shape (model/random_weights.h), for benchmarks.

@@ -174,12 +174,6 @@ ModelRunner::~ModelRunner() {
   (void)comm_->broadcast_bytes(bytes, 0);
 }
 
-Result<std::vector<float>> ModelRunner::run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids,
-                                            const SamplingBatch* sampling) {
-  RETURN_IF_ERROR(launch(StepBatch::from_schedule(out, kv_.block_size), greedy_ids != nullptr, sampling));
-  return wait(greedy_ids);
-}
-
 Status ModelRunner::launch(StepBatch batch, bool want_ids, const SamplingBatch* sampling) {
   const auto t0 = std::chrono::steady_clock::now();
   if (pending_.active) return Status::internal("a step was launched before the previous one was waited for");
@@ -264,7 +258,6 @@ Status ModelRunner::enqueue(const StepBatch& b, bool want_ids, const SamplingBat
   pending_ = Pending{};
   Pending& p = pending_;
   p.start = std::chrono::steady_clock::now();
-  p.want_ids = want_ids;
   p.num_seqs = b.num_seqs();
   // Rank 0 flags plain-greedy steps in the batch (launch), so every rank
   // exchanges the same thing: (maximum, index) pairs instead of logits.

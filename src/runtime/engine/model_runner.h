@@ -46,31 +46,28 @@ class ModelRunner {
   // head (a tensor-parallel rank needs less: rank_kv_block_bytes).
   static int64_t kv_block_bytes(const model::ModelConfig& config, int32_t block_size, kernels::KvDtype dtype);
 
-  // Runs one step. Returns logits [num_sampling, vocab] (host, row-major), one
-  // row per scheduled sequence with sample == true, in schedule order.
-  // With `greedy_ids`, every sampling row is plain greedy: each row's first
-  // maximum goes there, picked on the device (under tensor parallel each
-  // rank picks in its vocabulary slice and the ranks exchange only
-  // (maximum, index) pairs), so only 4 bytes per row come back and the
+  // Runs one step in two halves, so the host can work while the device
+  // runs it (the engine's async scheduling). launch() sends the batch (as
+  // built by StepBatch::from_schedule) to the other ranks and enqueues the
+  // forward pass, and with `sampling` the device's draws, then returns; on
+  // the CPU the forward pass runs inside it. wait() waits for the step and
+  // returns logits [num_sampling, vocab] (host, row-major), one row per
+  // scheduled sequence with sample == true, in schedule order. One step at
+  // a time: every launch() is followed by its wait().
+  // With want_ids, every sampling row is plain greedy: each row's first
+  // maximum goes to *greedy_ids, picked on the device (under tensor
+  // parallel each rank picks in its vocabulary slice and the ranks exchange
+  // only (maximum, index) pairs), so only 4 bytes per row come back and the
   // returned logits are empty.
-  // With `sampling` (a row per sampling sequence) instead, each row's token
-  // is drawn on the device (Backend::sample_rows; the host's twin on the
-  // joined logits of a sharded model) into *greedy_ids; no logits return.
-  Result<std::vector<float>> run(const SchedulerOutput& out, std::vector<int32_t>* greedy_ids = nullptr,
-                                 const SamplingBatch* sampling = nullptr);
-  // run() in two halves, so the host can work while the device runs a step
-  // (the engine's async scheduling). launch() sends the batch to the other
-  // ranks and enqueues the forward pass, and with `sampling` the device's
-  // draws, then returns; wait() waits for the step and returns what run()
-  // would, the ids in *greedy_ids (needed when want_ids or sampling). One
-  // step at a time: every launch() is followed by its wait(). `sampling`
-  // is copied. On the CPU the forward pass runs inside launch().
+  // With `sampling` (a row per sampling sequence; copied) instead, each
+  // row's token is drawn on the device (Backend::sample_rows; the host's
+  // twin on the joined logits of a sharded model) into *greedy_ids; no
+  // logits return.
   Status launch(StepBatch batch, bool want_ids, const SamplingBatch* sampling = nullptr);
   Result<std::vector<float>> wait(std::vector<int32_t>* greedy_ids);
-  bool in_flight() const { return pending_.active; }
   // Runs a batch as built by StepBatch::from_schedule (on every rank; ranks
   // other than 0 return no logits, since only rank 0 samples). batch.greedy
-  // (set by run() on rank 0 and sent with the batch) selects the pairs
+  // (set by launch() on rank 0 and sent with the batch) selects the pairs
   // exchange on every rank.
   Result<std::vector<float>> execute(const StepBatch& batch, std::vector<int32_t>* greedy_ids = nullptr,
                                      const SamplingBatch* sampling = nullptr);
@@ -132,7 +129,6 @@ class ModelRunner {
     bool active = false;
     bool graph = false;           // replayed as a decode graph
     bool greedy = false;          // the forward pass picked each row's maximum into ids
-    bool want_ids = false;
     bool sampled_on_device = false;  // sample_rows enqueued into sample_ids
     std::optional<SamplingBatch> sampling;  // drawn on the host after a sharded join
     int32_t num_seqs = 0;

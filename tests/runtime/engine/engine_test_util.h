@@ -89,7 +89,8 @@ inline std::vector<float> prompt_logits(const std::string& dir, const std::vecto
   REQUIRE(blocks.allocate(seq, seq.num_tokens()));
   SchedulerOutput out;
   out.scheduled.push_back({&seq, seq.num_tokens(), true});
-  auto logits = (*runner)->run(out);
+  REQUIRE((*runner)->launch(StepBatch::from_schedule(out, block_size), /*want_ids=*/false).is_ok());
+  auto logits = (*runner)->wait(nullptr);
   REQUIRE(logits.is_ok());
   return *logits;
 }
