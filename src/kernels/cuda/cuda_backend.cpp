@@ -4,11 +4,12 @@
 #include "kernels/cuda_backend.h"
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/cuda/pinned_upload_ring.h"
+#include "kernels/cuda/pinned_slot_ring.h"
 #include "kernels/cuda/weight_upload.h"
 
 namespace llmctl::kernels {
@@ -101,7 +102,14 @@ class CudaBackend final : public Backend {
     bind();
     // Through pinned memory the host need not wait for the device; larger
     // copies (start-up only) wait, as a pageable copy must.
-    if (uploads_.upload(dst, src, n, stream_)) return;
+    if (n <= uploads_.slot_bytes()) {
+      if (n == 0) return;
+      const int slot = uploads_.acquire();
+      std::memcpy(uploads_.host(slot), src, n);
+      CUDA_CHECK(cudaMemcpyAsync(dst, uploads_.host(slot), n, cudaMemcpyDefault, stream_));
+      uploads_.release_after(slot, stream_);
+      return;
+    }
     CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -227,7 +235,9 @@ class CudaBackend final : public Backend {
   LinearScratch linear_;
   AttentionScratch attention_;
   WeightUploader uploader_;
-  PinnedUploadRing uploads_;
+  // A step's inputs and sampling settings: 4 MiB holds a 256-sequence
+  // decode batch's with 8k-token block tables (16 MiB pinned in all).
+  PinnedSlotRing uploads_{4, std::size_t{4} << 20};
 };
 
 }  // namespace

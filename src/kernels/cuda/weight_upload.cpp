@@ -39,29 +39,9 @@ void parallel_copy(void* dst, const void* src, std::size_t bytes) {
 
 }  // namespace
 
-WeightUploader::~WeightUploader() {
-  // Best effort, as the backend's destructor: never abort on shutdown.
-  for (Slot& slot : slots_) {
-    if (slot.done != nullptr) {
-      (void)cudaEventSynchronize(slot.done);
-      (void)cudaEventDestroy(slot.done);
-    }
-    if (slot.host != nullptr) (void)cudaFreeHost(slot.host);
-  }
-}
-
-void WeightUploader::ensure_slots() {
-  if (slots_[0].host != nullptr) return;
-  for (Slot& slot : slots_) {
-    CUDA_CHECK(cudaHostAlloc(&slot.host, kSlotBytes, cudaHostAllocDefault));
-    CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
-  }
-}
-
 void WeightUploader::upload(__nv_bfloat16* dst, const void* src, WeightDtype src_dtype, std::size_t count,
                             cudaStream_t stream) {
   if (count == 0) return;
-  ensure_slots();
   const std::size_t element = weight_dtype_size_bytes(src_dtype);
   const std::size_t chunk = kSlotBytes / element;
   // fp32 and f16 land in a device staging buffer first and are converted
@@ -73,24 +53,21 @@ void WeightUploader::upload(__nv_bfloat16* dst, const void* src, WeightDtype src
   const auto* in = static_cast<const char*>(src);
   for (std::size_t done = 0; done < count; done += chunk) {
     const std::size_t n = std::min(chunk, count - done);
-    const int index = next_;
-    next_ = (next_ + 1) % kSlots;
-    Slot& slot = slots_[index];
-    if (slot.in_flight) CUDA_CHECK(cudaEventSynchronize(slot.done));
-    parallel_copy(slot.host, in + done * element, n * element);
+    const int index = slots_.acquire();
+    void* host = slots_.host(index);
+    parallel_copy(host, in + done * element, n * element);
     if (src_dtype == WeightDtype::kBF16) {
-      CUDA_CHECK(cudaMemcpyAsync(dst + done, slot.host, n * element, cudaMemcpyHostToDevice, stream));
+      CUDA_CHECK(cudaMemcpyAsync(dst + done, host, n * element, cudaMemcpyHostToDevice, stream));
     } else {
       void* device = static_cast<char*>(staging) + static_cast<std::size_t>(index) * std::min(count, chunk) * element;
-      CUDA_CHECK(cudaMemcpyAsync(device, slot.host, n * element, cudaMemcpyHostToDevice, stream));
+      CUDA_CHECK(cudaMemcpyAsync(device, host, n * element, cudaMemcpyHostToDevice, stream));
       if (src_dtype == WeightDtype::kF32) {
         convert_to_bf16(dst + done, static_cast<const float*>(device), static_cast<int64_t>(n), stream);
       } else {
         convert_f16_to_bf16(dst + done, static_cast<const __half*>(device), static_cast<int64_t>(n), stream);
       }
     }
-    CUDA_CHECK(cudaEventRecord(slot.done, stream));
-    slot.in_flight = true;
+    slots_.release_after(index, stream);
   }
   if (staging != nullptr) CUDA_CHECK(cudaFreeAsync(staging, stream));
 }

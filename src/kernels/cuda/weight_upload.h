@@ -11,6 +11,7 @@
 
 #include <cstddef>
 
+#include "kernels/cuda/pinned_slot_ring.h"
 #include "kernels/kernels.h"
 
 namespace llmctl::kernels::cuda {
@@ -20,8 +21,6 @@ class WeightUploader {
   WeightUploader() = default;
   WeightUploader(const WeightUploader&) = delete;
   WeightUploader& operator=(const WeightUploader&) = delete;
-  // Waits for the slots' copies; the caller has bound the device.
-  ~WeightUploader();
 
   // dst[0, count) = bf16(src elements of src_dtype), enqueued on `stream`.
   // src (any alignment) is fully read when this returns; the device work is
@@ -34,15 +33,7 @@ class WeightUploader {
   // pipeline fills quickly (96 MiB of pinned host memory in all).
   static constexpr std::size_t kSlotBytes = std::size_t{32} << 20;
 
-  struct Slot {
-    void* host = nullptr;  // pinned
-    cudaEvent_t done = nullptr;
-    bool in_flight = false;
-  };
-  void ensure_slots();
-
-  Slot slots_[kSlots];
-  int next_ = 0;
+  PinnedSlotRing slots_{kSlots, kSlotBytes};
 };
 
 }  // namespace llmctl::kernels::cuda
