@@ -17,19 +17,11 @@ shape=${1:-llama-3.1-8b}
 model=/tmp/llmctl-bench-$shape-config-only
 [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" --config-only >/dev/null
 [ -f "$out/sharegpt.jsonl" ] || python3 bench/make_sharegpt_like.py "$out/sharegpt.jsonl" --num 1000 >/dev/null
-run() {  # NAME, then serve_bench arguments
-  local name=$1
-  shift
-  echo "== $name"
-  LLMCTL_STEP_TIMING=1 timeout 300 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
-    --device cuda --start-timeout 240 --server-log "$out/serve_$name.log" "$@" 2>&1 | tee "$out/serve_$name.md"
-  grep -h "step timing" "$out/serve_$name.log"
-}
 for mode in plain async; do
   flags="--load-format dummy --max-num-seqs 256"
   [ "$mode" = async ] && flags="$flags --async-scheduling"
-  run "issue-$mode" --concurrency 64,256 --prompts-per-client 2 --input-len 512 --output-len 256 \
+  serve_run "issue-$mode" --concurrency 64,256 --prompts-per-client 2 --input-len 512 --output-len 256 \
     --max-model-len 2048 "--serve-args=$flags"
-  run "sharegpt-$mode" --concurrency 512 --dataset "$out/sharegpt.jsonl" --num-prompts 1000 --max-model-len 2048 \
+  serve_run "sharegpt-$mode" --concurrency 512 --dataset "$out/sharegpt.jsonl" --num-prompts 1000 --max-model-len 2048 \
     "--serve-args=$flags"
 done

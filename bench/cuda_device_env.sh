@@ -2,7 +2,8 @@
 # .device-carry/pack.tar.xz (from bench/cuda_device_pack.sh) into $c when
 # `fresh` is set or nothing is unpacked yet, and points the loader at the
 # pack's lib/ and at the host's cuBLAS and NCCL (the CUDA toolkit's, else
-# PyTorch's wheels), as on any GPU host.
+# PyTorch's wheels), as on any GPU host. serve_run is the serving
+# benchmarks' one run.
 c=.device-carry/pack
 if [ -f .device-carry/pack.tar.xz ] && { [ -n "${fresh:-}" ] || [ ! -d "$c" ]; }; then
   rm -rf "$c"
@@ -16,3 +17,16 @@ for lib in libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
   [ -n "$found" ] && extra="$extra:$(dirname "$found")"
 done
 export LD_LIBRARY_PATH="$c/lib:$extra:${LD_LIBRARY_PATH:-}"
+
+# serve_run NAME [serve_bench.py arguments]: `llmctl serve --device cuda` on
+# $model (named $shape) under serve_bench.py, its table in $out/serve_NAME.md,
+# the server's log in $out/serve_NAME.log, and the log's step timing and KV
+# cache lines echoed.
+serve_run() {
+  local name=$1
+  shift
+  echo "== $name"
+  LLMCTL_STEP_TIMING=1 timeout 300 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
+    --device cuda --start-timeout 240 --server-log "$out/serve_$name.log" "$@" 2>&1 | tee "$out/serve_$name.md"
+  grep -h "step timing\|KV cache" "$out/serve_$name.log"
+}

@@ -16,18 +16,10 @@ mkdir -p "$out"
 shape=${1:-llama-3.1-8b}
 model=/tmp/llmctl-bench-$shape
 [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" >/dev/null
-run() {  # NAME, then serve_bench arguments
-  local name=$1
-  shift
-  echo "== $name"
-  LLMCTL_STEP_TIMING=1 timeout 300 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
-    --device cuda --start-timeout 240 --server-log "$out/serve_$name.log" "$@" 2>&1 | tee "$out/serve_$name.md"
-  grep -h "step timing\|KV cache" "$out/serve_$name.log"
-}
-run decode-graphs --concurrency 1,16,64 --prompts-per-client 2 --input-len 16 --output-len 128 --max-model-len 1024
-run decode-eager --concurrency 1,16,64 --prompts-per-client 2 --input-len 16 --output-len 128 --max-model-len 1024 \
+serve_run decode-graphs --concurrency 1,16,64 --prompts-per-client 2 --input-len 16 --output-len 128 --max-model-len 1024
+serve_run decode-eager --concurrency 1,16,64 --prompts-per-client 2 --input-len 16 --output-len 128 --max-model-len 1024 \
   --serve-args=--enforce-eager
-run issue --concurrency 64,256 --prompts-per-client 2 --input-len 512 --output-len 256 --max-model-len 2048 \
+serve_run issue --concurrency 64,256 --prompts-per-client 2 --input-len 512 --output-len 256 --max-model-len 2048 \
   "--serve-args=--max-num-seqs 256"
 echo "== transformers generate (bf16, same GPU)"
 timeout 240 python3 bench/hf_generate_peer.py "$model" --batch 1,16,64 --input-len 256 --output-len 128 \
