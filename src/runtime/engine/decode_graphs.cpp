@@ -38,6 +38,14 @@ Layout layout_for(int64_t max_rows, int64_t max_blocks) {
 
 DecodeGraphs::~DecodeGraphs() = default;
 
+std::vector<int32_t> DecodeGraphs::buckets_for(int32_t max_num_seqs) {
+  std::vector<int32_t> buckets;
+  for (int32_t b = 1; b < max_num_seqs && b < kBucketStep; b *= 2) buckets.push_back(b);
+  for (int32_t b = kBucketStep; b < max_num_seqs; b += kBucketStep) buckets.push_back(b);
+  if (max_num_seqs >= 1) buckets.push_back(max_num_seqs);
+  return buckets;
+}
+
 Result<std::unique_ptr<DecodeGraphs>> DecodeGraphs::create(kernels::Backend& backend, model::DecoderModel& model,
                                                            int32_t max_num_seqs, int32_t max_model_len,
                                                            int32_t block_size, int32_t scratch_block) {
@@ -53,8 +61,7 @@ Result<std::unique_ptr<DecodeGraphs>> DecodeGraphs::create(kernels::Backend& bac
   g->max_blocks_ = (max_model_len + block_size - 1) / block_size;
   g->block_size_ = block_size;
   g->scratch_block_ = scratch_block;
-  for (int32_t b = 1; b < max_num_seqs; b *= 2) g->buckets_.push_back(b);
-  g->buckets_.push_back(max_num_seqs);
+  g->buckets_ = buckets_for(max_num_seqs);
   const int64_t rows = max_num_seqs;
   const Layout l = layout_for(rows, g->max_blocks_);
   ASSIGN_OR_RETURN(g->inputs_, backend.allocate(static_cast<std::size_t>(l.total) * sizeof(int32_t)));

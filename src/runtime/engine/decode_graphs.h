@@ -1,5 +1,5 @@
-// Decode steps replayed as CUDA graphs, one per batch-size bucket (1, 2, 4,
-// ... up to max_num_seqs): at batch 64 an 8B step is ~400 kernel launches,
+// Decode steps replayed as CUDA graphs, one per batch-size bucket
+// (buckets_for: 1, 2, 4, ... 32, then every 32 up to max_num_seqs): at batch 64 an 8B step is ~400 kernel launches,
 // and launching them one by one costs the host more than a small model's
 // whole step on the GPU. A step of n decoding sequences runs as the graph of
 // the smallest bucket B >= n, on inputs padded to B rows: padding rows decode
@@ -66,6 +66,14 @@ class DecodeGraphs {
   // process holding the whole vocabulary): sampling reads its first n rows.
   float* logits() const { return logits_ ? logits_->f32() : nullptr; }
   int64_t replays() const { return replays_; }
+
+  // The batch sizes that get a graph, ascending, the last max_num_seqs.
+  // Powers of two up to kBucketStep, then multiples of it: a batch pads to
+  // at most kBucketStep - 1 rows, where powers of two would pad 513 to
+  // 1,024 (at large batches a padding row costs its GEMM and lm_head share).
+  // Graphs are captured on first use, so unused buckets cost nothing.
+  static constexpr int32_t kBucketStep = 32;
+  static std::vector<int32_t> buckets_for(int32_t max_num_seqs);
   int64_t captures() const { return static_cast<int64_t>(graphs_.size()); }
 
  private:
