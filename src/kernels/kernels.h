@@ -197,6 +197,19 @@ class Backend {
   // out[T, F] = silu(gate_up[:, :F]) * gate_up[:, F:]; gate_up: [T, 2F].
   virtual void silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width) = 0;
 
+  // A layer's gated MLP: out[T, H] = down(silu(gate) * up), where [gate |
+  // up] = x[T, H] * w_gate_up[2F, H]^T and down multiplies by w_down[H, F]^T
+  // (weights in weight_dtype()). gate_up [T, 2F] and act [T, F] are the
+  // caller's fp32 workspace; what they hold afterwards is unspecified (a
+  // device backend may keep the intermediates in bf16 there, as transformers
+  // does for a bf16 model). The default is linear, silu_and_mul, linear.
+  virtual void gated_mlp(float* out, const float* x, const void* w_gate_up, const void* w_down, float* gate_up,
+                         float* act, int64_t num_tokens, int64_t hidden, int64_t ff) {
+    linear(gate_up, x, w_gate_up, nullptr, num_tokens, 2 * ff, hidden);
+    silu_and_mul(act, gate_up, num_tokens, ff);
+    linear(out, act, w_down, nullptr, num_tokens, hidden, ff);
+  }
+
   // The element type of the KV cache store_kv writes and paged_attention
   // reads; a cache buffer holds kv_dtype_size_bytes(kv_dtype()) per element.
   virtual KvDtype kv_dtype() const { return KvDtype::kF32; }

@@ -170,6 +170,12 @@ class CudaBackend final : public Backend {
     bind();
     cuda::silu_and_mul(out, gate_up, num_tokens, width, stream_);
   }
+  void gated_mlp(float* out, const float* x, const void* w_gate_up, const void* w_down, float* gate_up, float* act,
+                 int64_t num_tokens, int64_t hidden, int64_t ff) override {
+    bind();
+    cuda::gated_mlp(out, x, static_cast<const __nv_bfloat16*>(w_gate_up), static_cast<const __nv_bfloat16*>(w_down),
+                    gate_up, act, num_tokens, hidden, ff, linear_, stream_);
+  }
   // A batched decode step reads more KV bytes than weight bytes: bf16 halves
   // them, and twice the tokens fit (transformers keeps a bf16 model's cache
   // in bf16 too).

@@ -36,7 +36,7 @@ void convert_to_bf16(__nv_bfloat16* dst, const float* src, int64_t count, cudaSt
 void convert_f16_to_bf16(__nv_bfloat16* dst, const __half* src, int64_t count, cudaStream_t stream);
 
 // The most tokens one launch of the own GEMV kernel takes (gemv_bf16 loops
-// over more); which calls linear() gives it is linear.cu's takes_gemv.
+// over more); which calls linear() gives it is linear_takes_gemv.
 inline constexpr int64_t kGemvMaxTokens = 8;
 
 // linear() with the GEMV kernel for any T (x read in fp32).
@@ -64,10 +64,37 @@ void release_linear_scratch(LinearScratch& scratch);
 void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
             int64_t out_features, int64_t in_features, LinearScratch& scratch, cudaStream_t stream);
 
+// Whether linear() sends this shape to the own GEMV instead of cuBLASLt.
+bool linear_takes_gemv(int64_t num_tokens, int64_t out_features, int64_t in_features);
+
+// The cuBLASLt half of linear() for callers that keep an activation in bf16
+// (gated_mlp): x_to_bf16 rounds fp32 x into the scratch buffer (valid until
+// the next call that uses the scratch); lt_ready plans the shape (cached)
+// and says whether cuBLASLt has an algorithm for it; linear_lt runs a ready
+// shape, out[T, N] in bf16 (out_bf16) or fp32, accumulating in fp32.
+const __nv_bfloat16* linear_x_to_bf16(const float* x, int64_t count, LinearScratch& scratch, cudaStream_t stream);
+bool linear_lt_ready(int64_t num_tokens, int64_t out_features, int64_t in_features, bool out_bf16,
+                     LinearScratch& scratch);
+void linear_lt(void* out, bool out_bf16, const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t num_tokens,
+               int64_t out_features, int64_t in_features, LinearScratch& scratch, cudaStream_t stream);
+
+// Backend::gated_mlp: down(silu(gate) * up) of x. Where both GEMMs go
+// through cuBLASLt, gate_up and the activation stay bf16 (in the first
+// halves of the fp32 buffers), as transformers keeps them for a bf16 model:
+// half the bytes of the [T, 2F] and [T, F] round trips, and the activation
+// needs no conversion before the down GEMM. Otherwise (the GEMV reach) the
+// three fp32 ops.
+void gated_mlp(float* out, const float* x, const __nv_bfloat16* w_gate_up, const __nv_bfloat16* w_down,
+               float* gate_up, float* act, int64_t num_tokens, int64_t hidden, int64_t ff, LinearScratch& scratch,
+               cudaStream_t stream);
+
 void rope(float* q, int64_t q_stride, float* k, int64_t k_stride, const int32_t* positions, const float* inv_freq,
           int64_t num_tokens, int64_t num_q_heads, int64_t num_kv_heads, int64_t head_dim, cudaStream_t stream);
 
 void silu_and_mul(float* out, const float* gate_up, int64_t num_tokens, int64_t width, cudaStream_t stream);
+// The same on bf16 gate_up, computed in fp32 and rounded once into bf16 out.
+void silu_and_mul_bf16(__nv_bfloat16* out, const __nv_bfloat16* gate_up, int64_t num_tokens, int64_t width,
+                       cudaStream_t stream);
 
 // The KV cache is bf16 here (kernels::KvDtype::kBF16): store_kv rounds the
 // fp32 k/v rows to nearest even, and every attention path reads bf16.

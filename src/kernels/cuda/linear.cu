@@ -1,7 +1,7 @@
 // Linear layer with bf16 weights: out[T, N] = x[T, K] * w[N, K]^T (+ bias[N]),
 // x and out fp32. A single token (decode at batch 1), or up to
 // kGemvMaxTokens on a small weight, takes the own GEMV (gemv_bf16.cu),
-// which reads x in fp32. Otherwise cuBLASLt (takes_gemv says why): x is
+// which reads x in fp32. Otherwise cuBLASLt (linear_takes_gemv says why): x is
 // rounded to bf16 into the scratch buffer, and the tensor cores multiply
 // bf16 by bf16 with fp32 accumulation into fp32 out. Row-major out^T is
 // column-major out, so the call is out(N x T) = w^T(N x K) * x(K x T) with w
@@ -41,7 +41,7 @@ __global__ void add_bias_kernel(float* out, const float* bias, int64_t n) {
 // picked for it.
 class LtMatmul {
  public:
-  LtMatmul(int64_t num_tokens, int64_t n, int64_t k, std::size_t workspace_bytes) {
+  LtMatmul(int64_t num_tokens, int64_t n, int64_t k, bool out_bf16, std::size_t workspace_bytes) {
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     const cublasOperation_t trans_a = CUBLAS_OP_T, trans_b = CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof trans_a));
@@ -50,7 +50,8 @@ class LtMatmul {
     CUBLAS_CHECK(
         cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, static_cast<uint64_t>(k), static_cast<uint64_t>(num_tokens), k));
     CUBLAS_CHECK(
-        cublasLtMatrixLayoutCreate(&c_, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(num_tokens), n));
+        cublasLtMatrixLayoutCreate(&c_, out_bf16 ? CUDA_R_16BF : CUDA_R_32F, static_cast<uint64_t>(n),
+                                   static_cast<uint64_t>(num_tokens), n));
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref_));
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
                                                       sizeof workspace_bytes));
@@ -76,7 +77,7 @@ class LtMatmul {
   }
   bool has_algo() const { return has_algo_; }
 
-  void run(float* out, const __nv_bfloat16* x, const __nv_bfloat16* w, const LinearScratch& scratch,
+  void run(void* out, const __nv_bfloat16* x, const __nv_bfloat16* w, const LinearScratch& scratch,
            cudaStream_t stream) const {
     const float one = 1.0f, zero = 0.0f;
     CUBLAS_CHECK(cublasLtMatmul(scratch.lt, desc_, &one, w, a_, x, b_, &zero, out, c_, out, c_, &heuristic_.algo,
@@ -91,7 +92,7 @@ class LtMatmul {
   bool has_algo_ = false;
 };
 
-// Plans by (tokens, out, in). Creating descriptors and asking the heuristic
+// Plans by (tokens, out, in, output type). Creating descriptors and asking the heuristic
 // costs tens of microseconds of host time, once per linear per step, which
 // at seven linears a layer would be milliseconds per step. The token count
 // varies with the batch, so the cache is bounded; when full it starts over
@@ -100,12 +101,12 @@ class LtPlanCache {
  public:
   static constexpr std::size_t kMaxPlans = 4096;
 
-  const LtMatmul& get(int64_t num_tokens, int64_t n, int64_t k, const LinearScratch& scratch) {
-    const Key key{num_tokens, n, k};
+  const LtMatmul& get(int64_t num_tokens, int64_t n, int64_t k, bool out_bf16, const LinearScratch& scratch) {
+    const Key key{num_tokens, n, k, out_bf16};
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
     if (plans_.size() >= kMaxPlans) plans_.clear();
-    auto plan = std::make_unique<LtMatmul>(num_tokens, n, k, scratch.workspace_bytes);
+    auto plan = std::make_unique<LtMatmul>(num_tokens, n, k, out_bf16, scratch.workspace_bytes);
     plan->plan(scratch);
     return *plans_.emplace(key, std::move(plan)).first->second;
   }
@@ -113,11 +114,12 @@ class LtPlanCache {
  private:
   struct Key {
     int64_t t, n, k;
-    bool operator==(const Key& o) const { return t == o.t && n == o.n && k == o.k; }
+    bool out_bf16;
+    bool operator==(const Key& o) const { return t == o.t && n == o.n && k == o.k && out_bf16 == o.out_bf16; }
   };
   struct KeyHash {
     std::size_t operator()(const Key& key) const {
-      return std::hash<int64_t>()(key.t * 1000003 ^ key.n * 8191 ^ key.k);
+      return std::hash<int64_t>()(key.t * 1000003 ^ key.n * 8191 ^ key.k ^ (key.out_bf16 ? 1 << 30 : 0));
     }
   };
   std::unordered_map<Key, std::unique_ptr<LtMatmul>, KeyHash> plans_;
@@ -159,13 +161,31 @@ int64_t gemv_max_tokens() {
   return reach;
 }
 
-bool takes_gemv(int64_t num_tokens, int64_t out_features, int64_t in_features) {
+}  // namespace
+
+bool linear_takes_gemv(int64_t num_tokens, int64_t out_features, int64_t in_features) {
   if (num_tokens <= gemv_max_tokens()) return true;
   const bool small = out_features * in_features * static_cast<int64_t>(sizeof(__nv_bfloat16)) < kGemvSmallWeightBytes;
   return small && num_tokens <= kGemvMaxTokens;
 }
 
-}  // namespace
+const __nv_bfloat16* linear_x_to_bf16(const float* x, int64_t count, LinearScratch& scratch, cudaStream_t stream) {
+  ensure_x_scratch(scratch, count, stream);
+  convert_to_bf16(scratch.x_bf16, x, count, stream);
+  return scratch.x_bf16;
+}
+
+bool linear_lt_ready(int64_t num_tokens, int64_t out_features, int64_t in_features, bool out_bf16,
+                     LinearScratch& scratch) {
+  if (scratch.plans == nullptr) scratch.plans = new LtPlanCache();
+  return scratch.plans->get(num_tokens, out_features, in_features, out_bf16, scratch).has_algo();
+}
+
+void linear_lt(void* out, bool out_bf16, const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t num_tokens,
+               int64_t out_features, int64_t in_features, LinearScratch& scratch, cudaStream_t stream) {
+  CUDA_REQUIRE(linear_lt_ready(num_tokens, out_features, in_features, out_bf16, scratch));
+  scratch.plans->get(num_tokens, out_features, in_features, out_bf16, scratch).run(out, x, w, scratch, stream);
+}
 
 void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
             int64_t out_features, int64_t in_features, LinearScratch& scratch, cudaStream_t stream) {
@@ -174,19 +194,13 @@ void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bia
   CUDA_REQUIRE(out_features > 0 && out_features <= kIntMax && in_features > 0 && in_features <= kIntMax);
   CUDA_REQUIRE(out_features / BiasLaunch::kThreads < 65535);
   if (num_tokens == 0) return;
-  if (takes_gemv(num_tokens, out_features, in_features)) {
+  if (linear_takes_gemv(num_tokens, out_features, in_features) ||
+      !linear_lt_ready(num_tokens, out_features, in_features, false, scratch)) {
     gemv_bf16(out, x, w, bias, num_tokens, out_features, in_features, stream);
     return;
   }
-  ensure_x_scratch(scratch, num_tokens * in_features, stream);
-  convert_to_bf16(scratch.x_bf16, x, num_tokens * in_features, stream);
-  if (scratch.plans == nullptr) scratch.plans = new LtPlanCache();
-  const LtMatmul& matmul = scratch.plans->get(num_tokens, out_features, in_features, scratch);
-  if (!matmul.has_algo()) {
-    gemv_bf16(out, x, w, bias, num_tokens, out_features, in_features, stream);
-    return;
-  }
-  matmul.run(out, scratch.x_bf16, w, scratch, stream);
+  const __nv_bfloat16* x_bf16 = linear_x_to_bf16(x, num_tokens * in_features, scratch, stream);
+  linear_lt(out, false, x_bf16, w, num_tokens, out_features, in_features, scratch, stream);
   if (bias != nullptr) {
     const BiasLaunch cfg(num_tokens, out_features);
     launch_kernel(add_bias_kernel, cfg.grid, BiasLaunch::kThreads, stream, out, bias, out_features);

@@ -214,9 +214,7 @@ Status DecoderModel::forward(const ForwardInputs& in, const KvCacheView& kv, flo
     b.linear(hidden, attn_->f32(), L.o_w->data(), L.o_b ? L.o_b->f32() : nullptr, T, H, q_size);
     if (comm_ != nullptr) RETURN_IF_ERROR(comm_->all_reduce_sum(hidden, T * H));
     b.add_rms_norm(normed, residual, hidden, L.post_norm->f32(), T, H, eps);
-    b.linear(gate_up_->f32(), normed, L.gate_up_w->data(), nullptr, T, 2 * F, H);
-    b.silu_and_mul(act_->f32(), gate_up_->f32(), T, F);
-    b.linear(hidden, act_->f32(), L.down_w->data(), nullptr, T, H, F);
+    b.gated_mlp(hidden, normed, L.gate_up_w->data(), L.down_w->data(), gate_up_->f32(), act_->f32(), T, H, F);
     if (comm_ != nullptr) RETURN_IF_ERROR(comm_->all_reduce_sum(hidden, T * H));
   }
   b.add_rms_norm(normed, residual, hidden, final_norm_->f32(), T, H, eps);
