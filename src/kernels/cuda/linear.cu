@@ -175,16 +175,26 @@ const __nv_bfloat16* linear_x_to_bf16(const float* x, int64_t count, LinearScrat
   return scratch.x_bf16;
 }
 
+namespace {
+
+const LtMatmul& plan_of(int64_t num_tokens, int64_t out_features, int64_t in_features, bool out_bf16,
+                        LinearScratch& scratch) {
+  if (scratch.plans == nullptr) scratch.plans = new LtPlanCache();
+  return scratch.plans->get(num_tokens, out_features, in_features, out_bf16, scratch);
+}
+
+}  // namespace
+
 bool linear_lt_ready(int64_t num_tokens, int64_t out_features, int64_t in_features, bool out_bf16,
                      LinearScratch& scratch) {
-  if (scratch.plans == nullptr) scratch.plans = new LtPlanCache();
-  return scratch.plans->get(num_tokens, out_features, in_features, out_bf16, scratch).has_algo();
+  return plan_of(num_tokens, out_features, in_features, out_bf16, scratch).has_algo();
 }
 
 void linear_lt(void* out, bool out_bf16, const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t num_tokens,
                int64_t out_features, int64_t in_features, LinearScratch& scratch, cudaStream_t stream) {
-  CUDA_REQUIRE(linear_lt_ready(num_tokens, out_features, in_features, out_bf16, scratch));
-  scratch.plans->get(num_tokens, out_features, in_features, out_bf16, scratch).run(out, x, w, scratch, stream);
+  const LtMatmul& matmul = plan_of(num_tokens, out_features, in_features, out_bf16, scratch);
+  CUDA_REQUIRE(matmul.has_algo());
+  matmul.run(out, x, w, scratch, stream);
 }
 
 void linear(float* out, const float* x, const __nv_bfloat16* w, const float* bias, int64_t num_tokens,
