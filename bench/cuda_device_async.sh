@@ -14,9 +14,7 @@ out=${OUT:-device-out}
 mkdir -p "$out"
 . bench/cuda_device_env.sh
 shape=${1:-llama-3.1-8b}
-model=/tmp/llmctl-bench-$shape-config-only
-[ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" --config-only >/dev/null
-[ -f "$out/sharegpt.jsonl" ] || python3 bench/make_sharegpt_like.py "$out/sharegpt.jsonl" --num 1000 >/dev/null
+sharegpt_setup
 for mode in plain async; do
   flags="--load-format dummy --max-num-seqs 256"
   [ "$mode" = async ] && flags="$flags --async-scheduling"

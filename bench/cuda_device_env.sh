@@ -3,7 +3,7 @@
 # `fresh` is set or nothing is unpacked yet, and points the loader at the
 # pack's lib/ and at the host's cuBLAS and NCCL (the CUDA toolkit's, else
 # PyTorch's wheels), as on any GPU host. serve_run is the serving
-# benchmarks' one run.
+# benchmarks' one run; sharegpt_setup their dummy-weight model and prompts.
 c=.device-carry/pack
 if [ -f .device-carry/pack.tar.xz ] && { [ -n "${fresh:-}" ] || [ ! -d "$c" ]; }; then
   rm -rf "$c"
@@ -29,4 +29,13 @@ serve_run() {
   LLMCTL_STEP_TIMING=1 timeout 300 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
     --device cuda --start-timeout 240 --server-log "$out/serve_$name.log" "$@" 2>&1 | tee "$out/serve_$name.md"
   grep -h "step timing\|KV cache" "$out/serve_$name.log"
+}
+
+# sharegpt_setup: $model = config.json of $shape only (serve with
+# --load-format dummy) and $out/sharegpt.jsonl = 1,000 ShareGPT-like prompts,
+# each made once.
+sharegpt_setup() {
+  model=/tmp/llmctl-bench-$shape-config-only
+  [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" --config-only >/dev/null
+  [ -f "$out/sharegpt.jsonl" ] || python3 bench/make_sharegpt_like.py "$out/sharegpt.jsonl" --num 1000 >/dev/null
 }

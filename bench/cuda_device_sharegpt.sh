@@ -12,9 +12,7 @@ out=${OUT:-device-out}
 mkdir -p "$out"
 . bench/cuda_device_env.sh
 shape=${SHAPE:-llama-3.1-8b}
-model=/tmp/llmctl-bench-$shape-config-only
-[ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" --config-only >/dev/null
-[ -f "$out/sharegpt.jsonl" ] || python3 bench/make_sharegpt_like.py "$out/sharegpt.jsonl" --num 1000 >/dev/null
+sharegpt_setup
 for limits in "${@:-1024:8192}"; do
   seqs=${limits%%:*}
   tokens=${limits#*:}
