@@ -32,7 +32,7 @@ namespace {
 struct ServeOptions {
   std::string model, served_model_name, host = "0.0.0.0", api_key, device = "auto", address, token, placement = "pack",
       load_format = "auto";
-  int port = 8000, max_num_seqs = 64, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
+  int port = 8000, max_num_seqs = 0, max_num_batched_tokens = 0, max_model_len = 4096, tp = 1, pp = 1;
   double gpu_memory_utilization = 0.9;
   bool restart = false, enforce_eager = false, async_scheduling = false;
 };
@@ -51,7 +51,13 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   if (o.pp > 1) return report_error("serve", Status::unimplemented("pipeline parallel is not supported yet"));
   if (o.tp < 1) return report_error("serve", Status::invalid_argument("--tp must be at least 1"));
   if (o.port < 0 || o.port > 65535) return report_error("serve", Status::invalid_argument("--port must be 0..65535"));
-  if (o.max_num_seqs < 1) return report_error("serve", Status::invalid_argument("--max-num-seqs must be at least 1"));
+  if (o.max_num_seqs < 0) {
+    return report_error("serve", Status::invalid_argument("--max-num-seqs must be at least 1 (or 0: the device's default)"));
+  }
+  if (o.max_num_batched_tokens < 0) {
+    return report_error("serve", Status::invalid_argument(
+                                     "--max-num-batched-tokens must be at least 1 (or 0: the device's default)"));
+  }
   if (o.max_model_len < 1) return report_error("serve", Status::invalid_argument("--max-model-len must be at least 1"));
 
   std::string model_dir = o.model;
@@ -159,8 +165,8 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   };
   config.scheduler.max_num_seqs = o.max_num_seqs;
   config.scheduler.max_model_len = o.max_model_len;
-  config.scheduler.max_num_batched_tokens =
-      o.max_num_batched_tokens > 0 ? o.max_num_batched_tokens : std::max(o.max_model_len, 2048);
+  // 0: resolved by the engine once it knows the device (scheduler_limits.h).
+  config.scheduler.max_num_batched_tokens = o.max_num_batched_tokens;
   auto loaded = engine::load_engine(model_dir, config, {}, progress, (*codec)->tokenizer().eos_ids());
   if (!loaded.is_ok()) {
     backend.mark_dead();
@@ -172,8 +178,11 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     return report_error("serve", st);
   }
   // The loader clamps --max-model-len to the model's own limit.
-  int max_len = loaded->engine->scheduler().config().max_model_len;
-  config.scheduler.max_num_batched_tokens = std::max(config.scheduler.max_num_batched_tokens, max_len);
+  // A --restart reloads with the limits this load resolved.
+  const engine::SchedulerConfig& resolved = loaded->engine->scheduler().config();
+  int max_len = resolved.max_model_len;
+  config.scheduler.max_num_seqs = resolved.max_num_seqs;
+  config.scheduler.max_num_batched_tokens = std::max(resolved.max_num_batched_tokens, max_len);
   asio::post(io, [&service, max_len] { service.set_max_model_len(max_len); });
   backend.start(std::move(loaded->engine), loaded->eos_ids);
 
@@ -277,8 +286,12 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--host", o->host, "Address to listen on")->capture_default_str();
   cmd->add_option("--port", o->port, "Port to listen on")->capture_default_str();
   cmd->add_option("--api-key", o->api_key, "Require `Authorization: Bearer KEY` on /v1/*")->envname("LLMCTL_API_KEY");
-  cmd->add_option("--max-num-seqs", o->max_num_seqs, "Most sequences in one batch")->capture_default_str();
-  cmd->add_option("--max-num-batched-tokens", o->max_num_batched_tokens, "Most tokens in one step (default: max-model-len)");
+  cmd->add_option("--max-num-seqs", o->max_num_seqs,
+                  "Most sequences in one batch (default: by device: 1024 on a GPU of 70 GiB or more, 256 on a "
+                  "smaller GPU, 64 on the CPU)");
+  cmd->add_option("--max-num-batched-tokens", o->max_num_batched_tokens,
+                  "Most tokens in one step (default: by device: 8192 on a GPU of 70 GiB or more, else 2048; at least "
+                  "max-model-len)");
   cmd->add_option("--max-model-len", o->max_model_len, "Longest prompt + output in tokens")->capture_default_str();
   cmd->add_option("--gpu-memory-utilization", o->gpu_memory_utilization, "Share of GPU memory for weights + KV cache")
       ->capture_default_str();

@@ -73,7 +73,7 @@ with tempfile.TemporaryDirectory() as tmp:
         check(max(runs[1]["token_ids"]) >= 258, f"tokens stay in the first slice: {runs[1]['token_ids']}")
 
     port = free_port()
-    proc = subprocess.Popen([BIN, "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--tp", "2",
+    proc = subprocess.Popen([BIN, "--log-level", "info", "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), "--tp", "2",
                              "--load-format", "dummy", "--max-model-len", "256", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -106,6 +106,9 @@ with tempfile.TemporaryDirectory() as tmp:
             _, err = proc.communicate()
             failures.append("serve did not exit on SIGTERM")
     check("random weights (--load-format dummy)" in err, f"serve says where its weights came from: {err[-600:]!r}")
+    # No --max-num-seqs / --max-num-batched-tokens: the CPU's defaults, named in the log.
+    check("scheduler: up to 64 sequences and 2048 tokens a step (defaults for the CPU" in err,
+          f"serve names its default batch limits: {err[-600:]!r}")
 
 if failures:
     sys.exit(1)

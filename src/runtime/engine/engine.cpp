@@ -7,6 +7,7 @@
 #include "common/logging.h"
 #include "runtime/engine/kv_cache_budget.h"
 #include "runtime/engine/sampler.h"
+#include "runtime/engine/scheduler_limits.h"
 
 namespace llmctl::engine {
 
@@ -21,6 +22,9 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
                                     " exceeds the model's max_position_embeddings " +
                                     std::to_string(config.max_position_embeddings));
   }
+  // Limits left at 0 follow the device (scheduler_limits.h).
+  const std::string limits = resolve_scheduler_limits(sc, backend->memory_info().total_bytes);
+  if (!limits.empty()) logger("engine")->info("{}", limits);
   const int64_t block_bytes = ModelRunner::kv_block_bytes(config, sc.block_size, backend->kv_dtype());
   const bool measure = sc.num_blocks == 0 && ec.kv_cache_bytes == 0 && backend->memory_info().total_bytes > 0;
   if (sc.num_blocks == 0 && !measure) {

@@ -21,6 +21,8 @@
 namespace llmctl::engine {
 
 struct SchedulerConfig {
+  // 0 in either limit: the device's default, filled in by Engine::create
+  // (scheduler_limits.h); the Scheduler itself needs both set.
   int32_t max_num_seqs = 256;
   int32_t max_num_batched_tokens = 2048;
   int32_t max_model_len = 2048;

@@ -1,0 +1,43 @@
+#include "runtime/engine/scheduler_limits.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace llmctl::engine {
+
+namespace {
+// 70 GiB rather than 80: an H100 reports about 79.6 GiB, and vLLM draws the
+// line at the same place.
+constexpr uint64_t kLargeGpuBytes = uint64_t{70} << 30;
+}  // namespace
+
+SchedulerLimits default_scheduler_limits(uint64_t device_total_bytes, int32_t max_model_len) {
+  SchedulerLimits l;
+  if (device_total_bytes == 0) {
+    l = {64, 2048};
+  } else if (device_total_bytes >= kLargeGpuBytes) {
+    l = {1024, 8192};
+  } else {
+    l = {256, 2048};
+  }
+  l.max_num_batched_tokens = std::max(l.max_num_batched_tokens, max_model_len);
+  return l;
+}
+
+std::string resolve_scheduler_limits(SchedulerConfig& config, uint64_t device_total_bytes) {
+  if (config.max_num_seqs > 0 && config.max_num_batched_tokens > 0) return "";
+  const SchedulerLimits d = default_scheduler_limits(device_total_bytes, config.max_model_len);
+  if (config.max_num_seqs <= 0) config.max_num_seqs = d.max_num_seqs;
+  if (config.max_num_batched_tokens <= 0) config.max_num_batched_tokens = d.max_num_batched_tokens;
+  const std::string where =
+      device_total_bytes == 0
+          ? std::string("the CPU")
+          : fmt::format("a GPU of {:.1f} GiB", static_cast<double>(device_total_bytes) / (uint64_t{1} << 30));
+  return fmt::format(
+      "scheduler: up to {} sequences and {} tokens a step (defaults for {}; --max-num-seqs and "
+      "--max-num-batched-tokens set them)",
+      config.max_num_seqs, config.max_num_batched_tokens, where);
+}
+
+}  // namespace llmctl::engine
