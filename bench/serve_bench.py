@@ -55,7 +55,7 @@ def main():
     args += a.serve_args.split()
     log = open(a.server_log, "w") if a.server_log else subprocess.DEVNULL
     started = time.time()
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+    server = subprocess.Popen(args, stdout=log, stderr=log)  # the ready line names the batch limits
     try:
         deadline = time.time() + a.start_timeout
         while True:

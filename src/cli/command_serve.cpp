@@ -264,10 +264,11 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   std::string shown_host = o.host == "0.0.0.0" ? "127.0.0.1" : o.host;
   std::string url = fmt::format("http://{}:{}", shown_host, http.port());
   std::fprintf(stdout,
-               "llmctl serve: %s ready at %s/v1 (max_model_len %d)\n"
+               "llmctl serve: %s ready at %s/v1 (max_model_len %d, max_num_seqs %d, max_num_batched_tokens %d)\n"
                "  curl %s/v1/completions -H 'Content-Type: application/json'%s \\\n"
                "    -d '{\"model\": \"%s\", \"prompt\": \"The meaning of life is\", \"max_tokens\": 32}'\n",
-               name.c_str(), url.c_str(), max_len, url.c_str(),
+               name.c_str(), url.c_str(), max_len, config.scheduler.max_num_seqs,
+               config.scheduler.max_num_batched_tokens, url.c_str(),
                o.api_key.empty() ? "" : " -H 'Authorization: Bearer $LLMCTL_API_KEY'", name.c_str());
   std::fflush(stdout);
   io_thread.join();

@@ -100,15 +100,17 @@ with tempfile.TemporaryDirectory() as tmp:
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            _, err = proc.communicate(timeout=20)
+            out, err = proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-            _, err = proc.communicate()
+            out, err = proc.communicate()
             failures.append("serve did not exit on SIGTERM")
     check("random weights (--load-format dummy)" in err, f"serve says where its weights came from: {err[-600:]!r}")
     # No --max-num-seqs / --max-num-batched-tokens: the CPU's defaults, named in the log.
     check("scheduler: up to 64 sequences and 2048 tokens a step (defaults for the CPU" in err,
           f"serve names its default batch limits: {err[-600:]!r}")
+    check("(max_model_len 256, max_num_seqs 64, max_num_batched_tokens 2048)" in out,
+          f"serve's ready line names its batch limits: {out!r}")
 
 if failures:
     sys.exit(1)
