@@ -141,13 +141,11 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
       float sc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-        for (int n = 0; n < 2; ++n) {
-          const __nv_bfloat16* kp = sk + (n * 8 + grp) * L::kLd + kk * 16 + quad * 2;
-          // Rows 8..15 of A are zero: no query heads there.
-          mma_16816(sc[n], qa[kk][0], 0u, qa[kk][1], 0u, *reinterpret_cast<const uint32_t*>(kp),
-                    *reinterpret_cast<const uint32_t*>(kp + 8));
-        }
+        uint32_t kb[4];
+        ldmatrix_x4(kb, k_fragment_row(sk, L::kLd, 0, kk * 16, lane));
+        // Rows 8..15 of A are zero: no query heads there.
+        mma_16816(sc[0], qa[kk][0], 0u, qa[kk][1], 0u, kb[0], kb[1]);
+        mma_16816(sc[1], qa[kk][0], 0u, qa[kk][1], 0u, kb[2], kb[3]);
       }
       float mx = -FLT_MAX;
       bool valid[2][2];

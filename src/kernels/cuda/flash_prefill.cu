@@ -1,6 +1,7 @@
 // Causal attention for steps that carry prefill (or chunked-prefill) tokens,
 // on the tensor cores: flash-attention style tiles over the paged KV cache.
-// One block of four warps takes 64 queries of one (sequence, query head);
+// One block of four warps takes 64 queries of one (sequence, query head),
+// the sequences' last query tiles first;
 // each warp owns 16 of them as the rows of mma.m16n8k16 tiles (bf16 in,
 // fp32 accumulate; mma_bf16.cuh). Per tile of 64 keys the block copies K
 // and V from the bf16 cache into shared memory with cp.async, the next tile
@@ -62,7 +63,9 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
   const int s = static_cast<int>(blockIdx.x) / num_q_heads, h = static_cast<int>(blockIdx.x) % num_q_heads;
   const int kvh = h / (num_q_heads / num_kv_heads);
   const int q_begin = b.query_start[s], q_count = b.query_start[s + 1] - q_begin;
-  const int tile0 = static_cast<int>(blockIdx.y) * kTileQ;
+  // The last query tiles see the most keys: they go first (blockIdx.y 0), so
+  // the causal triangle's long blocks do not start last and leave a tail.
+  const int tile0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kTileQ;
   if (tile0 >= q_count) return;  // the whole block: before any barrier
   const int64_t ctx = b.context_len[s];
   const int64_t pos0 = ctx - q_count;  // position of the sequence's first query
@@ -143,10 +146,11 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
 #pragma unroll
-        for (int n = 0; n < kTileK / 8; ++n) {
-          const __nv_bfloat16* kp = sk + (n * 8 + grp) * L::kLd + kk * 16 + quad * 2;
-          mma_16816(sc[n], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], *reinterpret_cast<const uint32_t*>(kp),
-                    *reinterpret_cast<const uint32_t*>(kp + 8));
+        for (int n = 0; n < kTileK / 8; n += 2) {
+          uint32_t kb[4];
+          ldmatrix_x4(kb, k_fragment_row(sk, L::kLd, n * 8, kk * 16, lane));
+          mma_16816(sc[n], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kb[0], kb[1]);
+          mma_16816(sc[n + 1], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kb[2], kb[3]);
         }
       }
       // Tiles wholly inside every row's window (and before every row's

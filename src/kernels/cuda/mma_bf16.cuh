@@ -1,5 +1,5 @@
 // The warp-level tensor-core pieces the attention kernels share: one
-// mma.m16n8k16 (bf16 in, fp32 accumulate) and ldmatrix of V tiles.
+// mma.m16n8k16 (bf16 in, fp32 accumulate) and ldmatrix of K and V tiles.
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"), with
 // grp = lane / 4 and quad = lane % 4:
@@ -33,6 +33,27 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], uint32_t a0, uint32_t a
       "{%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Four 8 x 8 bf16 matrices from shared memory, as stored: lane l gives the
+// address of row l % 8 of matrix l / 8 and receives row l / 4, columns
+// (l % 4) * 2 + {0, 1} of each. With a row-major [key][dim] K tile, rows
+// key0 + (l & 7) + (l >> 4) * 8 and columns d0 + ((l >> 3) & 1) * 8 give the
+// B fragments (b0, b1) of S = Q K^T for the k-step of dims d0 .. d0 + 15 in
+// the n-tiles of keys key0 .. + 7 ([0], [1]) and key0 + 8 .. + 15 ([2], [3]):
+// one instruction instead of eight 32-bit shared loads.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat16* p) {
+  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// The lane's address for ldmatrix_x4 of the K fragments above, in a tile
+// whose rows are ld bf16 apart.
+__device__ __forceinline__ const __nv_bfloat16* k_fragment_row(const __nv_bfloat16* tile, int ld, int key0, int d0,
+                                                               int lane) {
+  return tile + (key0 + (lane & 7) + (lane >> 4) * 8) * ld + d0 + ((lane >> 3) & 1) * 8;
 }
 
 // Four 8 x 8 bf16 matrices from shared memory, transposed: lane l gives the
