@@ -519,8 +519,9 @@ std::string to_toml(const ClusterConfig& c) {
   for (const auto& m : c.models) {
     os << "\n[[models]]\nname = " << toml_quote(m.name) << "\npath = " << toml_quote(m.path) << "\ntp = " << m.tp
        << "\npp = " << m.pp << "\nreplicas = " << m.replicas << "\ngpu_memory_utilization = "
-       << format_number(m.gpu_memory_utilization) << "\nmax_num_seqs = " << m.max_num_seqs
-       << "\nmax_model_len = " << m.max_model_len << "\n";
+       << format_number(m.gpu_memory_utilization) << "\n";
+    if (m.max_num_seqs > 0) os << "max_num_seqs = " << m.max_num_seqs << "\n";
+    os << "max_model_len = " << m.max_model_len << "\n";
     if (m.load_format != "auto") os << "load_format = " << toml_quote(m.load_format) << "\n";
   }
   return os.str();

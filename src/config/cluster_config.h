@@ -52,7 +52,9 @@ struct ModelConfig {
   int pp = 1;
   int replicas = 1;
   double gpu_memory_utilization = 0.9;
-  int max_num_seqs = 64;
+  // 0 (left out): serve's device default (engine/scheduler_limits.h:
+  // 1,024 on a GPU of 70 GiB or more, 256 on a smaller one, 64 on the CPU).
+  int max_num_seqs = 0;
   int max_model_len = 4096;
   // serve's --load-format: "auto" (the folder's safetensors) or "dummy"
   // (seeded random weights of its config.json, for benchmarks). An

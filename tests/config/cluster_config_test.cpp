@@ -93,6 +93,22 @@ TEST_CASE("models.load_format: auto by default, dummy accepted and kept by to_to
         "(random weights), got \"random\"");
 }
 
+TEST_CASE("models.max_num_seqs: left out, serve's device default (0, not written back); given, kept") {
+  auto plain = parse_cluster_config("[head]\nhost = \"a\"\n[[models]]\npath = \"/m\"\n", "cluster.toml");
+  REQUIRE_MESSAGE(plain.is_ok(), plain.status().message());
+  CHECK(plain->models[0].max_num_seqs == 0);
+  CHECK(to_toml(*plain).find("max_num_seqs") == std::string::npos);
+  auto given = parse_cluster_config("[head]\nhost = \"a\"\n[[models]]\npath = \"/m\"\nmax_num_seqs = 64\n",
+                                    "cluster.toml");
+  REQUIRE_MESSAGE(given.is_ok(), given.status().message());
+  CHECK(given->models[0].max_num_seqs == 64);
+  auto again = parse_cluster_config(to_toml(*given), "roundtrip.toml");
+  REQUIRE_MESSAGE(again.is_ok(), again.status().message());
+  CHECK(again->models[0].max_num_seqs == 64);
+  CHECK(error_of("[head]\nhost = \"a\"\n[[models]]\npath = \"/m\"\nmax_num_seqs = 0\n").find("models[0].max_num_seqs") !=
+        std::string::npos);
+}
+
 TEST_CASE("unknown keys suggest the closest known key") {
   std::string m = error_of("[head]\nhost = \"a\"\nnum_gpu = 1\n");
   CHECK(m == "cluster.toml:3:1: head.num_gpu: unknown key (did you mean 'num_gpus'?)");

@@ -85,9 +85,11 @@ std::string serve_command(const ClusterConfig& c, const NodeConfig& head, const 
     out += " ";
   }
   out += llmctl_command(head) +
-         fmt::format(" serve --model {} --served-model-name {} --tp {} --address {} --host 0.0.0.0 --port {} "
-                     "--max-num-seqs {} --max-model-len {} --gpu-memory-utilization {} --device auto",
-                     shell_quote(m.path), shell_quote(m.name), m.tp, shell_quote(head_address), port, m.max_num_seqs,
+         fmt::format(" serve --model {} --served-model-name {} --tp {} --address {} --host 0.0.0.0 --port {}{} "
+                     "--max-model-len {} --gpu-memory-utilization {} --device auto",
+                     shell_quote(m.path), shell_quote(m.name), m.tp, shell_quote(head_address), port,
+                     // Left out, serve picks the batch limit for the GPU it lands on.
+                     m.max_num_seqs > 0 ? fmt::format(" --max-num-seqs {}", m.max_num_seqs) : std::string(),
                      m.max_model_len, m.gpu_memory_utilization);
   if (m.load_format != "auto") out += " --load-format " + shell_quote(m.load_format);
   // Ranks on other nodes: a rank that dies is placed again.

@@ -67,7 +67,7 @@ TEST_CASE("a running serve with the same command is kept; changed settings resta
   std::string command = serve_command(c, c.head, c.models[0], 8000, "10.0.0.1:6379");
   CHECK(command.find("'/opt/llmctl'/llmctl --state-dir") == 0);
   CHECK(command.find(" serve --model '/models/a' --served-model-name 'a' --tp 1 --address '10.0.0.1:6379' "
-                     "--host 0.0.0.0 --port 8000 --max-num-seqs 64 --max-model-len 4096 "
+                     "--host 0.0.0.0 --port 8000 --max-model-len 4096 "
                      "--gpu-memory-utilization 0.9 --device auto") != std::string::npos);
   pid_t pid = spawn_fake_serve();
   write_file(state / "serve" / "a.pid", std::to_string(pid) + "\n");
@@ -106,6 +106,9 @@ TEST_CASE("a running serve with the same command is kept; changed settings resta
   plans = plan_models(changed, c.head, "10.0.0.1:6379", *facts, sha, false);
   CHECK(plans[0].action == "restart");
   CHECK(plans[0].reason == "its settings in the file changed");
+  // Given in the file, max_num_seqs reaches serve; left out (above), serve picks it for its GPU.
+  CHECK(plans[0].command.find(" --port 8000 --max-num-seqs 8 --max-model-len 4096 ") != std::string::npos);
+  CHECK(command.find("--max-num-seqs") == std::string::npos);
   CHECK(plans[1].action == "start");
   CHECK(plans[1].port == 8001);
   CHECK(plans[1].command.find(" --tp 2 ") != std::string::npos);
