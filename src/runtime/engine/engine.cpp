@@ -22,11 +22,13 @@ Result<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<kernels::Backend>
                                     " exceeds the model's max_position_embeddings " +
                                     std::to_string(config.max_position_embeddings));
   }
+  // 0 on the CPU backend, which reports no device memory.
+  const uint64_t device_bytes = backend->memory_info().total_bytes;
   // Limits left at 0 follow the device (scheduler_limits.h).
-  const std::string limits = resolve_scheduler_limits(sc, backend->memory_info().total_bytes);
+  const std::string limits = resolve_scheduler_limits(sc, device_bytes);
   if (!limits.empty()) logger("engine")->info("{}", limits);
   const int64_t block_bytes = ModelRunner::kv_block_bytes(config, sc.block_size, backend->kv_dtype());
-  const bool measure = sc.num_blocks == 0 && ec.kv_cache_bytes == 0 && backend->memory_info().total_bytes > 0;
+  const bool measure = sc.num_blocks == 0 && ec.kv_cache_bytes == 0 && device_bytes > 0;
   if (sc.num_blocks == 0 && !measure) {
     int64_t budget = ec.kv_cache_bytes;
     if (budget == 0) {
