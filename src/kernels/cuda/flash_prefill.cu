@@ -19,6 +19,7 @@
 #include <cuda_bf16.h>
 
 #include <cfloat>
+#include <climits>
 #include <cstdint>
 
 #include "kernels/cuda/cuda_check.h"
@@ -46,8 +47,13 @@ struct FlashLayout {
   static constexpr int kBytes = 2 * 2 * kTileElems * 2;
 };
 
+// Three blocks per SM, as many as the shared memory holds: left to itself
+// the compiler took 215 registers at head dim 128, which let two on (8
+// warps per SM, 12.5 % occupancy; ncu put an 8k prefill's attention at
+// 4.0 ms per 8B layer on an H100, stalled on dependent instructions with no
+// other warp to issue). Capped at 168 it spills a few bytes.
 template <int D>
-__global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, const float* q, int64_t q_stride,
+__global__ void __launch_bounds__(kThreads, 3) flash_prefill_kernel(float* out, const float* q, int64_t q_stride,
                                                                  const __nv_bfloat16* k_cache,
                                                                  const __nv_bfloat16* v_cache,
                                                                  PagedAttentionArgs b, int num_q_heads,
@@ -67,12 +73,14 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
   // the causal triangle's long blocks do not start last and leave a tail.
   const int tile0 = static_cast<int>(gridDim.y - 1 - blockIdx.y) * kTileQ;
   if (tile0 >= q_count) return;  // the whole block: before any barrier
-  const int64_t ctx = b.context_len[s];
-  const int64_t pos0 = ctx - q_count;  // position of the sequence's first query
+  // Positions are 32-bit (context_len is): 64-bit key arithmetic would cost
+  // the registers that let a third block onto each SM.
+  const int window = sliding_window > 0 && sliding_window < INT_MAX ? static_cast<int>(sliding_window) : 0;
+  const int pos0 = b.context_len[s] - q_count;  // position of the sequence's first query
   const int last = (tile0 + kTileQ < q_count ? tile0 + kTileQ : q_count) - 1;
-  const int64_t kv_end = pos0 + last + 1;
-  int64_t kv_begin = 0;
-  if (sliding_window > 0 && pos0 + tile0 - sliding_window + 1 > 0) kv_begin = pos0 + tile0 - sliding_window + 1;
+  const int kv_end = pos0 + last + 1;
+  int kv_begin = 0;
+  if (window > 0 && pos0 + tile0 - window + 1 > 0) kv_begin = pos0 + tile0 - window + 1;
   const int num_tiles = static_cast<int>((kv_end - kv_begin + kTileK - 1) / kTileK);
   const int32_t* table = b.block_tables + static_cast<int64_t>(s) * b.max_blocks_per_seq;
   const int64_t kv_row = static_cast<int64_t>(num_kv_heads) * D;
@@ -91,17 +99,15 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
   const int wrow0 = tile0 + warp * kRowsPerWarp;
   const int r0 = wrow0 + grp, r1 = r0 + 8;
   const bool valid0 = r0 < q_count, valid1 = r1 < q_count;
-  const int64_t qpos0 = pos0 + r0, qpos1 = pos0 + r1;
-  auto window_start = [&](int64_t qpos) {
-    return sliding_window > 0 && qpos - sliding_window + 1 > 0 ? qpos - sliding_window + 1 : int64_t{0};
-  };
-  const int64_t lo0 = window_start(qpos0), lo1 = window_start(qpos1);
+  const int qpos0 = pos0 + r0, qpos1 = pos0 + r1;
+  auto window_start = [&](int qpos) { return window > 0 && qpos - window + 1 > 0 ? qpos - window + 1 : 0; };
+  const int lo0 = window_start(qpos0), lo1 = window_start(qpos1);
   const bool warp_active = wrow0 < q_count;
   const bool warp_full = wrow0 + kRowsPerWarp <= q_count;
   // Keys some row of the warp may see, and keys every row sees.
-  const int64_t warp_kmax = pos0 + (warp_full ? wrow0 + kRowsPerWarp - 1 : q_count - 1);
-  const int64_t warp_kmin = window_start(pos0 + wrow0);
-  const int64_t all_from = window_start(pos0 + wrow0 + kRowsPerWarp - 1), all_to = pos0 + wrow0;
+  const int warp_kmax = pos0 + (warp_full ? wrow0 + kRowsPerWarp - 1 : q_count - 1);
+  const int warp_kmin = window_start(pos0 + wrow0);
+  const int all_from = window_start(pos0 + wrow0 + kRowsPerWarp - 1), all_to = pos0 + wrow0;
 
   // Scaled query rows as A fragments, one set of four registers per k-step.
   uint32_t qa[D / 16][4];
@@ -135,7 +141,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
   for (int t = 0; t < num_tiles; ++t) {
     const int st = t & 1;
     await_kv_tile(t, num_tiles, load_tile);  // tile t in stage st, visible to every warp
-    const int64_t kt = kv_begin + static_cast<int64_t>(t) * kTileK;
+    const int kt = kv_begin + t * kTileK;
     if (warp_active && kt <= warp_kmax && kt + kTileK - 1 >= warp_kmin) {
       const __nv_bfloat16* sk = tiles + (2 * st) * L::kTileElems;
       const __nv_bfloat16* sv = sk + L::kTileElems;
@@ -161,7 +167,7 @@ __global__ void __launch_bounds__(kThreads) flash_prefill_kernel(float* out, con
       for (int n = 0; n < kTileK / 8; ++n) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int64_t key = kt + n * 8 + quad * 2 + e;
+          const int key = kt + n * 8 + quad * 2 + e;
           if (masked && !(valid0 && key <= qpos0 && key >= lo0)) sc[n][e] = -FLT_MAX;
           if (masked && !(valid1 && key <= qpos1 && key >= lo1)) sc[n][2 + e] = -FLT_MAX;
           mx0 = fmaxf(mx0, sc[n][e]);
