@@ -20,15 +20,15 @@ export LD_LIBRARY_PATH="$c/lib:$extra:${LD_LIBRARY_PATH:-}"
 
 # serve_run NAME [serve_bench.py arguments]: `llmctl serve --device cuda` on
 # $model (named $shape) under serve_bench.py, its table in $out/serve_NAME.md,
-# the server's log in $out/serve_NAME.log, and the log's step timing and KV
-# cache lines echoed.
+# the server's log in $out/serve_NAME.log, and the log's step timing, KV
+# cache and start-up lines echoed.
 serve_run() {
   local name=$1
   shift
   echo "== $name"
   LLMCTL_STEP_TIMING=1 timeout 300 python3 bench/serve_bench.py "$c/llmctl" --model "$model" --name "$shape" \
     --device cuda --start-timeout 240 --server-log "$out/serve_$name.log" "$@" 2>&1 | tee "$out/serve_$name.md"
-  grep -h "step timing\|KV cache" "$out/serve_$name.log"
+  grep -h "step timing\|KV cache\|start-up\|weights:" "$out/serve_$name.log"
 }
 
 # sharegpt_setup: $model = config.json of $shape only (serve with

@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--server-log", default="", help="file for serve's stderr (default: discarded)")
     ap.add_argument("--serve-args", default="", help="more serve flags, e.g. \"--enforce-eager --max-num-seqs 256\"")
     ap.add_argument("--start-timeout", type=float, default=120, help="seconds to wait for /health")
+    ap.add_argument("--log-level", default="info",
+                    help="serve's --log-level (info: the server log times the start-up phases: weights, KV cache, graphs)")
     ap.add_argument("--dataset", default="", help="JSONL prompts for llmctl bench (bench/make_sharegpt_like.py); "
                     "each concurrency then sends --num-prompts of them")
     ap.add_argument("--num-prompts", type=int, default=0, help="with --dataset: requests per concurrency")
@@ -44,7 +46,7 @@ def main():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    args = [a.llmctl, "serve", "--host", "127.0.0.1", "--port", str(port), "--served-model-name", a.name,
+    args = [a.llmctl, "--log-level", a.log_level, "serve", "--host", "127.0.0.1", "--port", str(port), "--served-model-name", a.name,
             "--max-model-len", str(a.max_model_len)]
     if a.model:
         args += ["--model", a.model]

@@ -103,7 +103,7 @@ complete -c llmctl -n '__fish_seen_subcommand_from serve' -l host -d 'Address to
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l port -d 'Port to listen on'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l api-key -d 'Require `Authorization: Bearer KEY` on /v1/*'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l max-num-seqs -d 'Most sequences in one batch (default: by device: 1024 on a GPU of 70 GiB or more, 256 on a smaller GPU, 64 on the CPU)'
-complete -c llmctl -n '__fish_seen_subcommand_from serve' -l max-num-batched-tokens -d 'Most tokens in one step (default: by device: 8192 on a GPU of 70 GiB or more, else 2048; at least max-model-len)'
+complete -c llmctl -n '__fish_seen_subcommand_from serve' -l max-num-batched-tokens -d 'Most tokens in one step (default: by device: 8192 on a GPU of 70 GiB or more, 2048 on a smaller GPU, 2048 on the CPU; at least max-model-len)'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l max-model-len -d 'Longest prompt + output in tokens'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l gpu-memory-utilization -d 'Share of GPU memory for weights + KV cache'
 complete -c llmctl -n '__fish_seen_subcommand_from serve' -l device -d 'cpu, cuda, or auto'

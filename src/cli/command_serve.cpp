@@ -20,6 +20,7 @@
 #include "runtime/control/daemon.h"
 #include "runtime/dist/rank_endpoint.h"
 #include "runtime/engine/engine_loader.h"
+#include "runtime/engine/scheduler_limits.h"
 #include "runtime/server/demo_model.h"
 #include "runtime/server/engine_backend.h"
 #include "runtime/server/http_server.h"
@@ -288,11 +289,9 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--port", o->port, "Port to listen on")->capture_default_str();
   cmd->add_option("--api-key", o->api_key, "Require `Authorization: Bearer KEY` on /v1/*")->envname("LLMCTL_API_KEY");
   cmd->add_option("--max-num-seqs", o->max_num_seqs,
-                  "Most sequences in one batch (default: by device: 1024 on a GPU of 70 GiB or more, 256 on a "
-                  "smaller GPU, 64 on the CPU)");
+                  "Most sequences in one batch (default: " + engine::default_max_num_seqs_help() + ")");
   cmd->add_option("--max-num-batched-tokens", o->max_num_batched_tokens,
-                  "Most tokens in one step (default: by device: 8192 on a GPU of 70 GiB or more, else 2048; at least "
-                  "max-model-len)");
+                  "Most tokens in one step (default: " + engine::default_max_num_batched_tokens_help() + ")");
   cmd->add_option("--max-model-len", o->max_model_len, "Longest prompt + output in tokens")->capture_default_str();
   cmd->add_option("--gpu-memory-utilization", o->gpu_memory_utilization, "Share of GPU memory for weights + KV cache")
       ->capture_default_str();

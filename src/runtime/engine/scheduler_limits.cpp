@@ -10,19 +10,28 @@ namespace {
 // 70 GiB rather than 80: an H100 reports about 79.6 GiB, and vLLM draws the
 // line at the same place.
 constexpr uint64_t kLargeGpuBytes = uint64_t{70} << 30;
+constexpr int kLargeGpuGiB = 70;
+constexpr SchedulerLimits kLargeGpu{1024, 8192};
+constexpr SchedulerLimits kSmallGpu{256, 2048};
+constexpr SchedulerLimits kCpu{64, 2048};
 }  // namespace
 
 SchedulerLimits default_scheduler_limits(uint64_t device_total_bytes, int32_t max_model_len) {
-  SchedulerLimits l;
-  if (device_total_bytes == 0) {
-    l = {64, 2048};
-  } else if (device_total_bytes >= kLargeGpuBytes) {
-    l = {1024, 8192};
-  } else {
-    l = {256, 2048};
-  }
+  SchedulerLimits l = device_total_bytes == 0 ? kCpu : device_total_bytes >= kLargeGpuBytes ? kLargeGpu : kSmallGpu;
   l.max_num_batched_tokens = std::max(l.max_num_batched_tokens, max_model_len);
   return l;
+}
+
+std::string default_max_num_seqs_help() {
+  return fmt::format("by device: {} on a GPU of {} GiB or more, {} on a smaller GPU, {} on the CPU",
+                     kLargeGpu.max_num_seqs, kLargeGpuGiB, kSmallGpu.max_num_seqs, kCpu.max_num_seqs);
+}
+
+std::string default_max_num_batched_tokens_help() {
+  return fmt::format("by device: {} on a GPU of {} GiB or more, {} on a smaller GPU, {} on the CPU; at least "
+                     "max-model-len",
+                     kLargeGpu.max_num_batched_tokens, kLargeGpuGiB, kSmallGpu.max_num_batched_tokens,
+                     kCpu.max_num_batched_tokens);
 }
 
 std::string resolve_scheduler_limits(SchedulerConfig& config, uint64_t device_total_bytes) {

@@ -25,6 +25,11 @@ struct SchedulerLimits {
 // step.
 SchedulerLimits default_scheduler_limits(uint64_t device_total_bytes, int32_t max_model_len);
 
+// The rule above in words, for serve's --help, so the numbers live in one
+// place: "by device: 1024 on a GPU of 70 GiB or more, ...".
+std::string default_max_num_seqs_help();
+std::string default_max_num_batched_tokens_help();
+
 // Fills the limits of `config` that are 0 ("the device's default") and
 // returns a line for the log naming them and where they came from; "" when
 // both were set.

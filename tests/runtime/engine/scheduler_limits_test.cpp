@@ -56,3 +56,17 @@ TEST_CASE("resolve_scheduler_limits fills only the limits left at 0 and says so"
   CHECK(c.max_num_seqs == 3);
   CHECK(c.max_num_batched_tokens == 100);
 }
+
+TEST_CASE("serve's --help states the same defaults the rule applies") {
+  const SchedulerLimits big = default_scheduler_limits(70 * kGiB, 1), small = default_scheduler_limits(70 * kGiB - 1, 1),
+                        cpu = default_scheduler_limits(0, 1);
+  const std::string seqs = default_max_num_seqs_help();
+  CHECK(seqs.find(std::to_string(big.max_num_seqs) + " on a GPU of 70 GiB or more, " +
+                  std::to_string(small.max_num_seqs) + " on a smaller GPU, " + std::to_string(cpu.max_num_seqs) +
+                  " on the CPU") != std::string::npos);
+  const std::string tokens = default_max_num_batched_tokens_help();
+  CHECK(tokens.find(std::to_string(big.max_num_batched_tokens) + " on a GPU of 70 GiB or more, " +
+                    std::to_string(small.max_num_batched_tokens) + " on a smaller GPU, " +
+                    std::to_string(cpu.max_num_batched_tokens) + " on the CPU") != std::string::npos);
+  CHECK(tokens.find("at least max-model-len") != std::string::npos);
+}
