@@ -200,10 +200,23 @@ with tempfile.TemporaryDirectory() as tmp:
         check(len(first_workers) == 1, f"expected 1 worker rank, found {first_workers}")
         if first_workers:
             os.kill(first_workers[0], signal.SIGKILL)
-            check(wait_health(503, 10), "/health did not turn 503 after the rank was killed (--restart)")
+            # The 503 window is as long as a reload of the tiny model: on a
+            # busy machine the restart can finish between two polls, so a
+            # replacement rank also counts as having left the healthy state.
+            deadline, saw_503, replaced = time.time() + 10, False, False
+            while time.time() < deadline and proc.poll() is None and not (saw_503 or replaced):
+                try:
+                    saw_503 = request(port, "GET", "/health")[0] == 503
+                except OSError:
+                    pass
+                replaced = any(w != first_workers[0] for w in children_of(proc.pid))
+                time.sleep(0.02)
+            check(saw_503 or replaced, "/health did not turn 503 (nor was the rank replaced) after the rank was killed "
+                                       "(--restart)")
             t0 = time.time()
             check(wait_health(200, 60), "/health did not come back to 200 with --restart")
-            print(f"--restart: healthy again {time.time() - t0:.1f} s after 503")
+            print(f"--restart: healthy again {time.time() - t0:.1f} s after the kill was seen "
+                  f"({'/health 503' if saw_503 else 'rank replaced before a poll saw 503'})")
             new_workers = children_of(proc.pid)
             check(len(new_workers) == 1 and new_workers[0] != first_workers[0],
                   f"a new worker rank replaces the killed one: {first_workers} -> {new_workers}")

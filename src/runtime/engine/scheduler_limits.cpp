@@ -9,8 +9,8 @@ namespace llmctl::engine {
 namespace {
 // 70 GiB rather than 80: an H100 reports about 79.6 GiB, and vLLM draws the
 // line at the same place.
-constexpr uint64_t kLargeGpuBytes = uint64_t{70} << 30;
 constexpr int kLargeGpuGiB = 70;
+constexpr uint64_t kLargeGpuBytes = uint64_t{kLargeGpuGiB} << 30;
 constexpr SchedulerLimits kLargeGpu{1024, 8192};
 constexpr SchedulerLimits kSmallGpu{256, 2048};
 constexpr SchedulerLimits kCpu{64, 2048};
