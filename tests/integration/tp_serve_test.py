@@ -184,16 +184,24 @@ with tempfile.TemporaryDirectory() as tmp:
                             text=True)
     body = {"model": model, "prompt": prompt, "max_tokens": 48, "temperature": 0, "ignore_eos": True}
 
-    def wait_health(want_status, seconds):
+    def health():
+        try:
+            return request(port, "GET", "/health")[0]
+        except OSError:
+            return None
+
+    def wait_until(done, seconds, interval=0.05):
+        """True once done() holds, polled while serve runs; False after `seconds`."""
         deadline = time.time() + seconds
         while time.time() < deadline and proc.poll() is None:
-            try:
-                if request(port, "GET", "/health")[0] == want_status:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.05)
+            if done():
+                return True
+            time.sleep(interval)
         return False
+
+    def wait_health(want_status, seconds):
+        return wait_until(lambda: health() == want_status, seconds)
+
     try:
         check(wait_health(200, 60), "serve --tp 2 --restart did not become healthy")
         first_workers = children_of(proc.pid)
@@ -203,20 +211,18 @@ with tempfile.TemporaryDirectory() as tmp:
             # The 503 window is as long as a reload of the tiny model: on a
             # busy machine the restart can finish between two polls, so a
             # replacement rank also counts as having left the healthy state.
-            deadline, saw_503, replaced = time.time() + 10, False, False
-            while time.time() < deadline and proc.poll() is None and not (saw_503 or replaced):
-                try:
-                    saw_503 = request(port, "GET", "/health")[0] == 503
-                except OSError:
-                    pass
-                replaced = any(w != first_workers[0] for w in children_of(proc.pid))
-                time.sleep(0.02)
-            check(saw_503 or replaced, "/health did not turn 503 (nor was the rank replaced) after the rank was killed "
+            seen = {}
+
+            def left_healthy():
+                seen["503"] = health() == 503
+                seen["replaced"] = any(w != first_workers[0] for w in children_of(proc.pid))
+                return seen["503"] or seen["replaced"]
+            check(wait_until(left_healthy, 10, interval=0.02), "/health did not turn 503 (nor was the rank replaced) after the rank was killed "
                                        "(--restart)")
             t0 = time.time()
             check(wait_health(200, 60), "/health did not come back to 200 with --restart")
             print(f"--restart: healthy again {time.time() - t0:.1f} s after the kill was seen "
-                  f"({'/health 503' if saw_503 else 'rank replaced before a poll saw 503'})")
+                  f"({'/health 503' if seen.get('503') else 'rank replaced before a poll saw 503'})")
             new_workers = children_of(proc.pid)
             check(len(new_workers) == 1 and new_workers[0] != first_workers[0],
                   f"a new worker rank replaces the killed one: {first_workers} -> {new_workers}")

@@ -22,16 +22,18 @@ SchedulerLimits default_scheduler_limits(uint64_t device_total_bytes, int32_t ma
   return l;
 }
 
-std::string default_max_num_seqs_help() {
-  return fmt::format("by device: {} on a GPU of {} GiB or more, {} on a smaller GPU, {} on the CPU",
-                     kLargeGpu.max_num_seqs, kLargeGpuGiB, kSmallGpu.max_num_seqs, kCpu.max_num_seqs);
+namespace {
+// One limit's defaults in the words of --help.
+std::string by_device(int32_t SchedulerLimits::*limit) {
+  return fmt::format("by device: {} on a GPU of {} GiB or more, {} on a smaller GPU, {} on the CPU", kLargeGpu.*limit,
+                     kLargeGpuGiB, kSmallGpu.*limit, kCpu.*limit);
 }
+}  // namespace
+
+std::string default_max_num_seqs_help() { return by_device(&SchedulerLimits::max_num_seqs); }
 
 std::string default_max_num_batched_tokens_help() {
-  return fmt::format("by device: {} on a GPU of {} GiB or more, {} on a smaller GPU, {} on the CPU; at least "
-                     "max-model-len",
-                     kLargeGpu.max_num_batched_tokens, kLargeGpuGiB, kSmallGpu.max_num_batched_tokens,
-                     kCpu.max_num_batched_tokens);
+  return by_device(&SchedulerLimits::max_num_batched_tokens) + "; at least max-model-len";
 }
 
 std::string resolve_scheduler_limits(SchedulerConfig& config, uint64_t device_total_bytes) {
