@@ -180,7 +180,7 @@ __global__ void __launch_bounds__(kThreads) decode_gqa_kernel(float* out, const 
 #pragma unroll
       for (int dt = 0; dt < D / 16; ++dt) {
         uint32_t vb[4];
-        ldmatrix_x4_trans(vb, sv + ((lane & 7) + ((lane >> 3) & 1) * 8) * L::kLd + dt * 16 + (lane >> 4) * 8);
+        ldmatrix_x4_trans(vb, a_fragment_row(sv, L::kLd, 0, dt * 16, lane));
         o[2 * dt][0] *= correction;
         o[2 * dt][1] *= correction;
         o[2 * dt + 1][0] *= correction;

@@ -57,15 +57,25 @@ __device__ __forceinline__ const __nv_bfloat16* k_fragment_row(const __nv_bfloat
 }
 
 // Four 8 x 8 bf16 matrices from shared memory, transposed: lane l gives the
-// address of row l % 8 of matrix l / 8. With a row-major [key][dim] V tile,
-// rows key0 + (l & 7) + ((l >> 3) & 1) * 8 and columns d0 + (l >> 4) * 8 give
-// the B fragments (b0, b1) of the n-tiles at d0 and d0 + 8 for the k-step of
-// keys key0 .. key0 + 15.
+// address of row l % 8 of matrix l / 8 and receives row (l % 4) * 2 + {0, 1},
+// column l / 4 of each.
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* p) {
   const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(p));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+}
+
+// The lane's address for ldmatrix of the 16 x 16 block at (row0, col0) of a
+// row-major tile whose rows are ld bf16 apart: rows row0 + (l & 7) +
+// ((l >> 3) & 1) * 8, columns col0 + (l >> 4) * 8. ldmatrix_x4 from it gives
+// the A fragment (a0 .. a3) of that block, as of a staged Q tile;
+// ldmatrix_x4_trans from it, in a [key][dim] V tile at (key0, d0), gives the
+// B fragments (b0, b1) of the n-tiles at d0 and d0 + 8 for the k-step of keys
+// key0 .. key0 + 15.
+__device__ __forceinline__ const __nv_bfloat16* a_fragment_row(const __nv_bfloat16* tile, int ld, int row0,
+                                                               int col0, int lane) {
+  return tile + (row0 + (lane & 7) + ((lane >> 3) & 1) * 8) * ld + col0 + (lane >> 4) * 8;
 }
 
 }  // namespace llmctl::kernels::cuda

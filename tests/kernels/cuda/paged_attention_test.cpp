@@ -12,11 +12,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "cuda_test_util.h"
 
 namespace llmctl::kernels::test {
 namespace {
+
+// An environment variable set for one scope (the kernels read theirs at
+// each launch), unset again however the scope ends.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+  ~ScopedEnv() { unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
 
 struct SeqShape {
   int32_t num_queries;  // the step's tokens of this sequence (its last ones)
@@ -183,6 +197,19 @@ TEST_CASE("cuda paged_attention matches the cpu") {
     SUBCASE("long prefill: many query and key tiles, partial last tiles") {
       check_attention(b, rng, {{333, 333}, {129, 700}}, 8, 2, head_dim, 0);
       check_attention(b, rng, {{200, 260}}, 4, 1, head_dim, 100);
+    }
+    SUBCASE("prefill on the two-m-tile flash kernel (128 queries a block, Q staged in shared memory)") {
+      // Opt-in for now (flash_prefill.cu): on for every prefill step here.
+      const ScopedEnv wide("LLMCTL_FLASH_WIDE_MIN_QUERIES", "1");
+      // 700 = 5 x 128 + 60 and 130 = 128 + 2: last tiles where only some
+      // warps, and only the first m-tile of a warp, hold queries.
+      check_attention(b, rng, {{700, 700}, {130, 900}}, 8, 2, head_dim, 0);
+      check_attention(b, rng, {{5, 5}, {40, 40}, {130, 130}}, 4, 4, head_dim, 0);
+      check_attention(b, rng, {{600, 650}}, 16, 4, head_dim, 100);  // chunked, sliding window
+      check_attention(b, rng, {{1, 200}, {50, 90}, {3, 16}}, 4, 2, head_dim, 16);
+      // Decode rows first, then prefill rows: each part on its own kernel.
+      check_attention(b, rng, {{1, 33}, {1, 500}, {520, 600}}, 32, 8, head_dim, 0);
+      check_attention(b, rng, {{1, 33}, {1, 700}, {1, 5}, {7, 50}, {64, 64}, {1, 90}}, 32, 8, head_dim, 0);
     }
   }
 }
