@@ -50,7 +50,9 @@ constexpr int kThreads = kWarps * 32;
 // LLMCTL_FLASH_WIDE_MIN_QUERIES=N runs it for steps whose per-sequence
 // query bound is at least N (512 is the planned default: shorter steps have
 // too few 128-query blocks to fill the GPU). Read at each launch, so a test
-// can switch it; prefill steps are not captured in graphs.
+// can switch it; prefill steps are not captured in graphs. The bound is the
+// step's tokens less one per other sequence, so many short prompts in one
+// step also count as long: time that case before making 512 the default.
 int64_t wide_min_queries() {
   const char* env = std::getenv("LLMCTL_FLASH_WIDE_MIN_QUERIES");
   if (env == nullptr || *env == '\0') return INT64_MAX;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/uninitialized_allocator.h"
 #include "runtime/model/dtype.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/shard_layout.h"
@@ -38,7 +39,8 @@ struct Weight {
   std::vector<int64_t> shape;
   DType dtype = DType::kF32;
   const std::byte* view = nullptr;
-  std::vector<std::byte> owned;
+  // Sized by resize() and then written in full: its bytes start unset.
+  std::vector<std::byte, UninitializedAllocator<std::byte>> owned;
 
   const std::byte* data() const { return owned.empty() ? view : owned.data(); }
   std::size_t num_elements() const;
