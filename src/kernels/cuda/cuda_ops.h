@@ -136,6 +136,9 @@ bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const
                              const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,
                              int64_t num_kv_heads, int64_t head_dim, float scale, int64_t sliding_window,
                              cudaStream_t stream);
+// Launches of flash prefill's two-m-tile kernel so far in this process, so a
+// test can tell that the opt-in path ran (it falls back silently otherwise).
+int64_t flash_prefill_wide_launches();
 
 // The KV-head-grouped path of paged_attention for decode-only steps
 // (decode_attention.cu), splitting keys over blocks in `scratch` when the

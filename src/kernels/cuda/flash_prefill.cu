@@ -27,6 +27,7 @@
 // or the per-query-head one (paged_attention.cu).
 #include <cuda_bf16.h>
 
+#include <atomic>
 #include <cfloat>
 #include <climits>
 #include <cstdint>
@@ -53,6 +54,8 @@ constexpr int kThreads = kWarps * 32;
 // can switch it; prefill steps are not captured in graphs. The bound is the
 // step's tokens less one per other sequence, so many short prompts in one
 // step also count as long: time that case before making 512 the default.
+std::atomic<int64_t> wide_launches{0};
+
 int64_t wide_min_queries() {
   const char* env = std::getenv("LLMCTL_FLASH_WIDE_MIN_QUERIES");
   if (env == nullptr || *env == '\0') return INT64_MAX;
@@ -362,6 +365,7 @@ void launch_flash(float* out, const float* q, int64_t q_stride, const __nv_bfloa
   if (max_queries >= wide_min_queries() && q_aligned) {
     launch_flash_tiles<D, 2>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, scale, sliding_window,
                        max_queries, stream);
+    wide_launches.fetch_add(1, std::memory_order_relaxed);
   } else {
     launch_flash_tiles<D, 1>(out, q, q_stride, k_cache, v_cache, b, num_q_heads, num_kv_heads, scale, sliding_window,
                        max_queries, stream);
@@ -369,6 +373,8 @@ void launch_flash(float* out, const float* q, int64_t q_stride, const __nv_bfloa
 }
 
 }  // namespace
+
+int64_t flash_prefill_wide_launches() { return wide_launches.load(std::memory_order_relaxed); }
 
 bool flash_prefill_attention(float* out, const float* q, int64_t q_stride, const __nv_bfloat16* k_cache,
                              const __nv_bfloat16* v_cache, const PagedAttentionArgs& batch, int64_t num_q_heads,

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "cuda_test_util.h"
+#include "kernels/cuda/cuda_ops.h"
 
 namespace llmctl::kernels::test {
 namespace {
@@ -213,6 +214,7 @@ TEST_CASE("cuda paged_attention matches the cpu") {
     SUBCASE("prefill on the two-m-tile flash kernel (128 queries a block, Q staged in shared memory)") {
       // Opt-in for now (flash_prefill.cu): on for every prefill step here.
       const ScopedEnv wide("LLMCTL_FLASH_WIDE_MIN_QUERIES", "1");
+      const int64_t launches = cuda::flash_prefill_wide_launches();
       // 700 = 5 x 128 + 60 and 130 = 128 + 2: last tiles where only some
       // warps, and only the first m-tile of a warp, hold queries.
       check_attention(b, rng, {{700, 700}, {130, 900}}, 8, 2, head_dim, 0);
@@ -222,6 +224,14 @@ TEST_CASE("cuda paged_attention matches the cpu") {
       // Decode rows first, then prefill rows: each part on its own kernel.
       check_attention(b, rng, {{1, 33}, {1, 500}, {520, 600}}, 32, 8, head_dim, 0);
       check_attention(b, rng, {{1, 33}, {1, 700}, {1, 5}, {7, 50}, {64, 64}, {1, 90}}, 32, 8, head_dim, 0);
+      // Each shape's two runs with the token count known took it (head dims
+      // 64 and 128 only; the others have no tensor-core kernel).
+      const int64_t ran = cuda::flash_prefill_wide_launches() - launches;
+      if (head_dim == 64 || head_dim == 128) {
+        CHECK(ran >= 12);
+      } else {
+        CHECK(ran == 0);
+      }
     }
   }
 }
