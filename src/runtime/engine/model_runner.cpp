@@ -145,17 +145,12 @@ ModelRunner::~ModelRunner() {
                  timing_.launch_ms, timing_.wait_ms, static_cast<long long>(timing_.graph_steps), timing_.graph_ms);
   }
   if (timing_.enabled && timing_.steps > 0) {
-    std::string buckets;
-    for (int i = 0; i < StepTiming::kEagerBuckets; ++i) {
-      if (timing_.bucket_steps[i] == 0) continue;
-      const int64_t low = i == 0 ? 1 : StepTiming::kEagerBucketTokens[i - 1] + 1;
-      const bool last = i + 1 == StepTiming::kEagerBuckets;
-      buckets += fmt::format("{}{}-{} tokens: {} steps, {} tokens, {:.1f} ms", buckets.empty() ? "" : "; ", low,
-                             last ? std::string() : std::to_string(StepTiming::kEagerBucketTokens[i]),
-                             timing_.bucket_steps[i], timing_.bucket_tokens[i], timing_.bucket_ms[i]);
-    }
     std::fprintf(stderr, "llmctl step timing: rank %d: eager steps by size: %s\n",
-                 group_ != nullptr ? group_->rank() : 0, buckets.c_str());
+                 group_ != nullptr ? group_->rank() : 0, timing_.eager.describe("tokens").c_str());
+  }
+  if (timing_.enabled && timing_.graph_steps > 0) {
+    std::fprintf(stderr, "llmctl step timing: rank %d: decode graph steps by batch: %s\n",
+                 group_ != nullptr ? group_->rank() : 0, timing_.graphs.describe("sequences").c_str());
   }
   if (timing_.enabled && timing_.engine_steps > 0) {
     // Rank 0's engine: what the steps cost beyond the runner's figures above.
@@ -356,19 +351,17 @@ Result<std::vector<float>> ModelRunner::collect(std::vector<int32_t>* greedy_ids
       if (!t.enabled) return;
       const double launch_ms = std::chrono::duration<double, std::milli>(p.launched - p.start).count();
       if (p.graph) {
+        const double step_ms = launch_ms + ms_since(start);
         ++t.graph_steps;
-        t.graph_ms += launch_ms + ms_since(start);
+        t.graph_ms += step_ms;
+        t.graphs.add(p.num_seqs, step_ms);
         return;
       }
       ++t.steps;
       t.launch_ms += launch_ms;
       const double wait_ms = ms_since(start);
       t.wait_ms += wait_ms;
-      int bucket = 0;
-      while (p.num_tokens > StepTiming::kEagerBucketTokens[bucket]) ++bucket;
-      ++t.bucket_steps[bucket];
-      t.bucket_tokens[bucket] += p.num_tokens;
-      t.bucket_ms[bucket] += launch_ms + wait_ms;
+      t.eager.add(p.num_tokens, launch_ms + wait_ms);
     }
   } clocked{timing_, p};
   if (group_ != nullptr) {

@@ -21,6 +21,7 @@
 #include "runtime/engine/sampling_batch.h"
 #include "runtime/engine/scheduler.h"
 #include "runtime/engine/step_batch.h"
+#include "runtime/engine/step_size_histogram.h"
 #include "runtime/model/decoder_model.h"
 
 namespace llmctl::dist {
@@ -144,12 +145,9 @@ class ModelRunner {
     int64_t steps = 0, graph_steps = 0, engine_steps = 0;
     double send_ms = 0, launch_ms = 0, wait_ms = 0, graph_ms = 0;
     double engine_ms = 0, engine_host_ms = 0, engine_overlapped_ms = 0;
-    // Eager steps by their token count (bucket i: up to kEagerBucketTokens[i]
-    // tokens), so a serving run shows which kind of step costs what.
-    static constexpr int kEagerBuckets = 5;
-    static constexpr int64_t kEagerBucketTokens[kEagerBuckets] = {64, 256, 1024, 4096, INT64_MAX};
-    int64_t bucket_steps[kEagerBuckets] = {}, bucket_tokens[kEagerBuckets] = {};
-    double bucket_ms[kEagerBuckets] = {};
+    // Eager steps by their tokens, decode graph steps by their sequences.
+    StepSizeHistogram eager{{64, 256, 1024, 4096, INT64_MAX}};
+    StepSizeHistogram graphs{{8, 32, 128, 512, INT64_MAX}};
   } timing_;
   dist::Communicator* group_ = nullptr;  // every rank of a group of several ranks
   dist::Communicator* comm_ = nullptr;   // rank 0 of such a group only: it leads the others
