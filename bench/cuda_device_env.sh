@@ -31,11 +31,18 @@ serve_run() {
   grep -h "step timing\|KV cache\|start-up\|weights:" "$out/serve_$name.log"
 }
 
+# random_model SHAPE DIR [--config-only]: the random-weight model of SHAPE
+# (bench/make_random_model.py, the real tokenizer of its family) in DIR,
+# made once.
+random_model() {
+  [ -f "$2/config.json" ] || python3 bench/make_random_model.py "$1" "$2" "$c/tokenizers" "${@:3}" >/dev/null
+}
+
 # sharegpt_setup: $model = config.json of $shape only (serve with
 # --load-format dummy) and $out/sharegpt.jsonl = 1,000 ShareGPT-like prompts,
 # each made once.
 sharegpt_setup() {
   model=/tmp/llmctl-bench-$shape-config-only
-  [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" --config-only >/dev/null
+  random_model "$shape" "$model" --config-only
   [ -f "$out/sharegpt.jsonl" ] || python3 bench/make_sharegpt_like.py "$out/sharegpt.jsonl" --num 1000 >/dev/null
 }

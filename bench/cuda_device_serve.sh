@@ -15,7 +15,7 @@ mkdir -p "$out"
 . bench/cuda_device_env.sh
 shape=${1:-llama-3.1-8b}
 model=/tmp/llmctl-bench-$shape
-[ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" >/dev/null
+random_model "$shape" "$model"
 serve_run decode-graphs --concurrency 1,16,64 --prompts-per-client 2 --input-len 16 --output-len 128 --max-model-len 1024
 serve_run decode-eager --concurrency 1,16,64 --prompts-per-client 2 --input-len 16 --output-len 128 --max-model-len 1024 \
   --serve-args=--enforce-eager

@@ -17,7 +17,7 @@ mkdir -p "$out"
 shape=${1:-llama-3.1-8b}
 real=/tmp/llmctl-bench-$shape
 SECONDS=0
-[ -f "$real/config.json" ] || python3 bench/make_random_model.py "$shape" "$real" "$c/tokenizers" >/dev/null
+random_model "$shape" "$real"
 echo "model $real ($(du -sh "$real" | cut -f1)) ready after $SECONDS s"
 SECONDS=0
 cat "$real"/*.safetensors >/dev/null

@@ -28,7 +28,7 @@ echo "GPUs: $gpus; tp: $tps"
 
 if [ "$what" != throughput ]; then
   small=/tmp/llmctl-bench-llama-3.2-1b
-  [ -f "$small/config.json" ] || python3 bench/make_random_model.py llama-3.2-1b "$small" "$c/tokenizers" >/dev/null
+  random_model llama-3.2-1b "$small"
   for model in "$c/stories260K" "$small"; do
     name=$(basename "$model")
     for tp in $tps; do
@@ -73,7 +73,7 @@ if [ "$what" != tokens ]; then
   only=""
   [ "$fmt" = dummy ] && model=$model-config-only && only=--config-only
   t0=$(date +%s)
-  [ -f "$model/config.json" ] || python3 bench/make_random_model.py "$shape" "$model" "$c/tokenizers" $only >/dev/null
+  random_model "$shape" "$model" $only
   echo "made $shape ($fmt weights) in $(( $(date +%s) - t0 )) s"
   for tp in ${TP_LIST:-$tps}; do
     # 141 GB of bf16 weights need at least four 141 GB GPUs.

@@ -137,18 +137,19 @@ Status ModelRunner::profile(int32_t num_tokens, int32_t num_logits) {
 }
 
 ModelRunner::~ModelRunner() {
-  if (timing_.enabled && timing_.steps + timing_.graph_steps > 0) {
+  const int64_t eager_steps = timing_.eager.total_steps(), graph_steps = timing_.graphs.total_steps();
+  if (timing_.enabled && eager_steps + graph_steps > 0) {
     std::fprintf(stderr,
                  "llmctl step timing: rank %d: %lld eager steps: %.1f ms sending batches, %.1f ms preparing and "
                  "launching on the host, %.1f ms waiting for the device; %lld decode steps as CUDA graphs: %.1f ms\n",
-                 group_ != nullptr ? group_->rank() : 0, static_cast<long long>(timing_.steps), timing_.send_ms,
-                 timing_.launch_ms, timing_.wait_ms, static_cast<long long>(timing_.graph_steps), timing_.graph_ms);
+                 group_ != nullptr ? group_->rank() : 0, static_cast<long long>(eager_steps), timing_.send_ms,
+                 timing_.launch_ms, timing_.wait_ms, static_cast<long long>(graph_steps), timing_.graphs.total_ms());
   }
-  if (timing_.enabled && timing_.steps > 0) {
+  if (timing_.enabled && eager_steps > 0) {
     std::fprintf(stderr, "llmctl step timing: rank %d: eager steps by size: %s\n",
                  group_ != nullptr ? group_->rank() : 0, timing_.eager.describe("tokens").c_str());
   }
-  if (timing_.enabled && timing_.graph_steps > 0) {
+  if (timing_.enabled && graph_steps > 0) {
     std::fprintf(stderr, "llmctl step timing: rank %d: decode graph steps by batch: %s\n",
                  group_ != nullptr ? group_->rank() : 0, timing_.graphs.describe("sequences").c_str());
   }
@@ -351,13 +352,9 @@ Result<std::vector<float>> ModelRunner::collect(std::vector<int32_t>* greedy_ids
       if (!t.enabled) return;
       const double launch_ms = std::chrono::duration<double, std::milli>(p.launched - p.start).count();
       if (p.graph) {
-        const double step_ms = launch_ms + ms_since(start);
-        ++t.graph_steps;
-        t.graph_ms += step_ms;
-        t.graphs.add(p.num_seqs, step_ms);
+        t.graphs.add(p.num_seqs, launch_ms + ms_since(start));
         return;
       }
-      ++t.steps;
       t.launch_ms += launch_ms;
       const double wait_ms = ms_since(start);
       t.wait_ms += wait_ms;

@@ -142,10 +142,11 @@ class ModelRunner {
   // LLMCTL_STEP_TIMING=1: where a step's time goes, printed at exit.
   struct StepTiming {
     bool enabled = false;
-    int64_t steps = 0, graph_steps = 0, engine_steps = 0;
-    double send_ms = 0, launch_ms = 0, wait_ms = 0, graph_ms = 0;
+    int64_t engine_steps = 0;
+    double send_ms = 0, launch_ms = 0, wait_ms = 0;
     double engine_ms = 0, engine_host_ms = 0, engine_overlapped_ms = 0;
-    // Eager steps by their tokens, decode graph steps by their sequences.
+    // Eager steps by their tokens, decode graph steps by their sequences;
+    // their totals are the steps' counts and times.
     StepSizeHistogram eager{{64, 256, 1024, 4096, INT64_MAX}};
     StepSizeHistogram graphs{{8, 32, 128, 512, INT64_MAX}};
   } timing_;

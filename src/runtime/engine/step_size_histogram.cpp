@@ -24,4 +24,16 @@ std::string StepSizeHistogram::describe(const char* unit) const {
   return out;
 }
 
+int64_t StepSizeHistogram::total_steps() const {
+  int64_t n = 0;
+  for (int64_t s : steps) n += s;
+  return n;
+}
+
+double StepSizeHistogram::total_ms() const {
+  double t = 0;
+  for (double m : ms) t += m;
+  return t;
+}
+
 }  // namespace llmctl::engine

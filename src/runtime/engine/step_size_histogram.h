@@ -20,6 +20,8 @@ struct StepSizeHistogram {
   // "1-64 tokens: 3 steps, 120 tokens, 4.2 ms; 4097- tokens: ..." over the
   // buckets that saw a step; empty when none did.
   std::string describe(const char* unit) const;
+  int64_t total_steps() const;
+  double total_ms() const;
 };
 
 }  // namespace llmctl::engine

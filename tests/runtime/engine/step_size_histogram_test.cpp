@@ -14,6 +14,7 @@ using llmctl::engine::StepSizeHistogram;
 TEST_CASE("step size histogram: bucket edges, sums, and the report of the buckets used") {
   StepSizeHistogram graphs{{8, 32, 128, 512, INT64_MAX}};
   CHECK(graphs.describe("sequences").empty());
+  CHECK(graphs.total_steps() == 0);
   graphs.add(1, 6.0);
   graphs.add(8, 6.5);     // the first bucket's limit is inclusive
   graphs.add(9, 7.0);     // the next one's low edge
@@ -27,6 +28,8 @@ TEST_CASE("step size histogram: bucket edges, sums, and the report of the bucket
   CHECK(graphs.steps[3] == 0);
   CHECK(graphs.steps[4] == 2);
   CHECK(graphs.sizes[4] == 1513);
+  CHECK(graphs.total_steps() == 5);
+  CHECK(graphs.total_ms() == doctest::Approx(74.5));
   CHECK(graphs.describe("sequences") ==
         "1-8 sequences: 2 steps, 9 sequences, 12.5 ms; 9-32 sequences: 1 steps, 9 sequences, 7.0 ms; "
         "513- sequences: 2 steps, 1513 sequences, 55.0 ms");
